@@ -1,0 +1,104 @@
+"""``EventLinear``: event-driven dense connectivity as a brainstate module."""
+
+from __future__ import annotations
+
+import brainstate
+import jax.numpy as jnp
+
+from . import _checks, _units
+from .ops import _dispatch
+from .ops.dense_event import event_matmul, homogeneous_matmul
+
+__all__ = ["EventLinear"]
+
+
+def init_param(value, shape, name: str, allowed_shapes):
+    """An initial parameter from an array, a scalar or an initializer
+    (any callable taking the shape, such as ``braintools.init.KaimingUniform()``).
+
+    Returns the value (a float array, possibly a brainunit quantity)."""
+    if callable(value) and not hasattr(value, "shape"):
+        value = value(shape)
+    mantissa, unit = _units.split(value)
+    mantissa = jnp.asarray(mantissa)
+    if mantissa.dtype == jnp.bool_ or jnp.issubdtype(mantissa.dtype, jnp.integer):
+        if mantissa.ndim != 0:
+            raise TypeError(f"{name} must hold floating-point values, got an array of dtype {mantissa.dtype}")
+        mantissa = mantissa.astype(jnp.zeros(()).dtype)  # a Python int scalar: the default float
+    _checks.weight_dtype(mantissa.dtype, name)
+    if mantissa.shape not in allowed_shapes:
+        shapes = " or ".join(str(s) for s in allowed_shapes)
+        raise ValueError(f"{name} must have shape {shapes}, got shape {mantissa.shape}")
+    return _units.attach(mantissa, unit)
+
+
+class EventLinear(brainstate.nn.Module):
+    """Dense connectivity whose product is event-driven.
+
+    ``layer(spikes)`` equals ``spikes @ layer.weight.value`` but reads only the
+    weight rows of the inputs that are active, so its cost scales with the
+    number of spikes.
+
+    Args:
+      in_size: number of presynaptic neurons ``n_pre`` (int, or a tuple whose
+        last entry is it).
+      out_size: number of postsynaptic neurons ``n_post``.
+      weight: an array ``(n_pre, n_post)``; a scalar (every connection has
+        this weight; stored as a trainable 0-d parameter and never expanded);
+        or an initializer called with ``(n_pre, n_post)``. brainunit
+        quantities give outputs in their unit.
+      float_as_event: if True, every nonzero input counts as one spike and its
+        magnitude is ignored (brainstate's default, with a straight-through
+        spike gradient). The default False multiplies float and integer
+        inputs by their weights, so the layer equals the dense product for
+        any input -- the meaning the event-driven tutorial states.
+      block_size: accepted for compatibility with brainstate, unused.
+      name: module name.
+      param_type: the state class holding the weight (default ``ParamState``).
+      path: ``'auto'``, ``'event'`` or ``'dense'`` (see :mod:`eventlib.ops`).
+
+    Shapes:
+      spikes: bool, integer or float array ``(..., n_pre)``, any number of
+      leading batch dimensions (brainstate accepts 1-D and 2-D only);
+      output ``(..., n_post)``.
+    """
+
+    def __init__(
+        self,
+        in_size,
+        out_size,
+        weight,
+        float_as_event: bool = False,
+        block_size=None,
+        name: str | None = None,
+        param_type=brainstate.ParamState,
+        path: str = "auto",
+    ):
+        super().__init__(name=name)
+        self.n_pre = _checks.size(in_size, "in_size")
+        self.n_post = _checks.size(out_size, "out_size")
+        self.in_size = (self.n_pre,)
+        self.out_size = (self.n_post,)
+        self.float_as_event = bool(float_as_event)
+        self.block_size = block_size
+        self.path = _dispatch.check_path(path)
+        value = init_param(weight, (self.n_pre, self.n_post), "weight", [(), (self.n_pre, self.n_post)])
+        self.weight = param_type(value)
+
+    def update(self, spikes):
+        """Spikes ``(..., n_pre)`` (bool, integer or float) to ``(..., n_post)``."""
+        s, s_unit = _units.split(spikes)
+        s = jnp.asarray(s)
+        _checks.spike_dtype(s.dtype)
+        _checks.spikes_shape(s.shape, self.n_pre)
+        w, w_unit = _units.split(self.weight.value)
+        if jnp.ndim(w) == 0:
+            out = homogeneous_matmul(s, w, self.n_post, float_as_event=self.float_as_event)
+        else:
+            out = event_matmul(s, w, float_as_event=self.float_as_event, path=self.path)
+        return _units.attach(out, s_unit, w_unit)
+
+    def to_dense(self):
+        """The ``(n_pre, n_post)`` weight matrix the layer represents."""
+        w, unit = _units.split(self.weight.value)
+        return _units.attach(jnp.broadcast_to(w, (self.n_pre, self.n_post)), unit)

@@ -1,0 +1,346 @@
+"""Sparse random connectivity as brainstate modules.
+
+- :class:`EventFixedProb`: each (pre, post) pair connected with probability p.
+- :class:`FixedNumConn`: a fixed number of partners per neuron; dense-equivalent
+  product for any float input.
+- :class:`EventFixedNumConn`: the same connectivity, event-driven.
+
+All three store their synapses once, by presynaptic row (4 bytes of index per
+synapse, plus 4 for per-synapse weights), generate them from ``(seed, sizes,
+parameters)`` alone, and never build an ``n_pre x n_post`` array.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import brainstate
+import jax.numpy as jnp
+import numpy as np
+
+from . import _checks, _units
+from . import connectivity as conn_lib
+from ._event_linear import init_param
+from .ops import _dispatch
+from .ops.sparse_event import coo_matmul, csr_event_matmul, csr_pre_indices, csr_to_dense
+
+__all__ = ["EventFixedProb", "FixedNumConn", "EventFixedNumConn"]
+
+
+def _resolve_seed(seed) -> int:
+    # No seed: draw one from NumPy's global generator, which
+    # brainstate.random.seed(...) also seeds -- so a notebook that calls
+    # brainstate.random.seed(0) gets the same connectivity every run.
+    if seed is None:
+        return int(np.random.randint(0, 2**31 - 1))
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an int or None, got {seed!r}")
+    return int(seed) & 0xFFFFFFFF
+
+
+def _count(conn_num, n_available: int) -> int:
+    """brainstate's reading of ``conn_num`` as a count: an int is the count,
+    a float is the fraction ``int(n_available * conn_num)``."""
+    if isinstance(conn_num, (bool, np.bool_)):
+        raise TypeError(f"conn_num must be an int or a float, got {conn_num!r}")
+    if isinstance(conn_num, numbers.Integral):
+        if conn_num < 0:
+            raise ValueError(f"conn_num must be non-negative, got {conn_num}")
+        return int(conn_num)
+    if isinstance(conn_num, numbers.Real):
+        return int(n_available * _checks.probability(conn_num))
+    raise TypeError(f"conn_num must be an int or a float, got {type(conn_num).__name__}")
+
+
+def _check_target(efferent_target: str) -> str:
+    if efferent_target not in ("pre", "post"):
+        raise ValueError(f"efferent_target must be 'pre' or 'post', got {efferent_target!r}")
+    return efferent_target
+
+
+def _fixed_num(n_pre, n_post, conn_num, efferent_target, allow_multi_conn, seed):
+    if efferent_target == "post":  # every pre neuron has conn_num targets
+        k = _count(conn_num, n_post)
+        return conn_lib.fixed_num_per_pre(n_pre, n_post, k, seed, distinct=not allow_multi_conn), k
+    k = _count(conn_num, n_pre)  # every post neuron receives conn_num inputs
+    return conn_lib.fixed_num_per_post(n_pre, n_post, k, seed, distinct=not allow_multi_conn), None
+
+
+class _SparseLayer(brainstate.nn.Module):
+    """Shared storage, weights and export of the connectivity layers."""
+
+    def _setup(self, in_size, out_size, conn, conn_weight, fan_out, *, param_type, path, name_for_warning):
+        self.in_size = (conn.n_pre,)
+        self.out_size = (conn.n_post,)
+        self.n_pre, self.n_post = conn.n_pre, conn.n_post
+        self.path = _dispatch.check_path(path)
+        self.max_row = conn.max_row
+        self.indptr = jnp.asarray(conn.indptr)
+        self.indices = jnp.asarray(conn.indices)
+        shapes = [(), (conn.n_synapses,)]
+        init_shape = (conn.n_synapses,)
+        if fan_out is not None:  # brainstate's per-synapse layout (n_pre, conn_num)
+            shapes.append((conn.n_pre, fan_out))
+            init_shape = (conn.n_pre, fan_out)
+        self.weight = param_type(init_param(conn_weight, init_shape, "conn_weight", shapes))
+        conn_lib.warn_if_empty(conn, name_for_warning)
+
+    @property
+    def n_synapses(self) -> int:
+        """Number of stored synapses (duplicates counted)."""
+        return int(self.indices.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the connectivity and its weights."""
+        w, _ = _units.split(self.weight.value)
+        return int(self.indptr.nbytes + self.indices.nbytes + jnp.asarray(w).nbytes)
+
+    def _weight_vector(self):
+        w, unit = _units.split(self.weight.value)
+        w = jnp.asarray(w)
+        return (w if w.ndim == 0 else w.reshape(-1)), unit
+
+    def synapses(self):
+        """``(pre_indices, post_indices)``: one entry per synapse, in the order
+        of the per-synapse weights."""
+        return csr_pre_indices(self.indptr, self.n_synapses), self.indices
+
+    def to_dense(self):
+        """The ``(n_pre, n_post)`` matrix this layer represents (duplicate
+        synapses add up). For checks and small layers only: it is dense."""
+        w, unit = self._weight_vector()
+        return _units.attach(csr_to_dense(w, self.indptr, self.indices, self.n_post), unit)
+
+    @classmethod
+    def from_synapses(cls, pre_indices, post_indices, in_size, out_size, conn_weight, **kwargs):
+        """A layer with exactly the synapses ``(pre_indices[s], post_indices[s])``.
+
+        ``conn_weight`` is a scalar, an initializer, or one weight per synapse
+        in the order given (it is reordered with the synapses). Remaining
+        keyword arguments go to the layer (``float_as_event``, ``path``,
+        ``name``, ``param_type``).
+        """
+        n_pre, n_post = _checks.size(in_size, "in_size"), _checks.size(out_size, "out_size")
+        conn, order = conn_lib.from_indices(pre_indices, post_indices, n_pre, n_post)
+        mantissa, unit = _units.split(conn_weight)
+        if not callable(mantissa) and np.ndim(mantissa) == 1:
+            if np.shape(mantissa) != (conn.n_synapses,):
+                raise ValueError(
+                    f"conn_weight must be a scalar or have shape ({conn.n_synapses},), got shape {np.shape(mantissa)}"
+                )
+            conn_weight = _units.attach(jnp.asarray(mantissa)[order], unit)
+        name = kwargs.pop("name", None)
+        path = kwargs.pop("path", "auto")
+        param_type = kwargs.pop("param_type", brainstate.ParamState)
+        layer = cls.__new__(cls)
+        brainstate.nn.Module.__init__(layer, name=name)
+        layer.seed = None
+        layer._configure(**kwargs)
+        layer._setup(
+            n_pre, n_post, conn, conn_weight, None, param_type=param_type, path=path, name_for_warning=cls.__name__
+        )
+        return layer
+
+    def _configure(self, float_as_event: bool = False):
+        self.float_as_event = bool(float_as_event)
+
+    def _check_input(self, x):
+        x, unit = _units.split(x)
+        x = jnp.asarray(x)
+        _checks.spike_dtype(x.dtype, "x")
+        _checks.spikes_shape(x.shape, self.n_pre, "x")
+        return x, unit
+
+    def _event_update(self, spikes):
+        s, s_unit = self._check_input(spikes)
+        w, w_unit = self._weight_vector()
+        out = csr_event_matmul(
+            s,
+            w,
+            self.indptr,
+            self.indices,
+            self.n_post,
+            max_row=self.max_row,
+            float_as_event=self.float_as_event,
+            path=self.path,
+        )
+        return _units.attach(out, s_unit, w_unit)
+
+
+_COMMON_DOC = """
+      conn_weight: a scalar (one trainable weight shared by all synapses,
+        stored 0-d); one weight per synapse, shape ``(n_synapses,)`` in the
+        order of :meth:`synapses` (with fixed fan-out also brainstate's
+        ``(n_pre, conn_num)``); or an initializer called with that shape.
+        brainunit quantities (``0.5 * u.mS``) give outputs in their unit.
+      seed: int; the connectivity is a pure function of (seed, sizes,
+        parameters). ``None`` draws a seed from NumPy's global generator,
+        which ``brainstate.random.seed`` seeds.
+      name: module name.
+      conn_init: accepted for compatibility with brainstate, unused
+        (construction is always vectorised).
+      param_type: the state class holding the weight (default ``ParamState``).
+      path: ``'auto'``, ``'event'`` or ``'dense'`` (see :mod:`eventlib.ops`).
+
+    Shapes:
+      input ``(..., n_pre)``, any number of leading batch dimensions
+      (brainstate accepts 1-D and 2-D only); output ``(..., n_post)``.
+"""
+
+
+class FixedNumConn(_SparseLayer):
+    """A fixed number of connections per neuron; dense-equivalent product.
+
+    ``layer(x)`` equals ``x @ layer.to_dense()`` for any float input (rates,
+    currents, spikes) at a cost proportional to the number of synapses.
+
+    Args:
+      in_size, out_size: ``n_pre`` and ``n_post``.
+      conn_num: an int ``k``, or a float fraction read as
+        ``int(n_available * conn_num)`` (brainstate's reading).
+      efferent_target: ``'pre'`` (default): every *postsynaptic* neuron
+        receives exactly ``k`` distinct presynaptic partners -- fixed fan-in,
+        the meaning the tutorial states. ``'post'``: every presynaptic neuron
+        has exactly ``k`` targets (fixed fan-out, brainstate's default; its
+        ``'pre'`` raises NotImplementedError in brainstate 0.6).
+      afferent_ratio: keep each presynaptic row with this probability (rows
+        dropped have no synapses), as in brainstate.
+      allow_multi_conn: False (default) draws distinct partners; True draws
+        with replacement, so a pair may repeat and its weights add up
+        (brainstate's default).
+    """ + _COMMON_DOC
+
+    def __init__(
+        self,
+        in_size,
+        out_size,
+        conn_num,
+        conn_weight,
+        efferent_target: str = "pre",
+        afferent_ratio: float = 1.0,
+        allow_multi_conn: bool = False,
+        seed: int | None = None,
+        name: str | None = None,
+        conn_init=None,
+        param_type=brainstate.ParamState,
+        path: str = "auto",
+        **kwargs,
+    ):
+        super().__init__(name=name)
+        n_pre, n_post = _checks.size(in_size, "in_size"), _checks.size(out_size, "out_size")
+        self.efferent_target = _check_target(efferent_target)
+        self.allow_multi_conn = bool(allow_multi_conn)
+        self.seed = _resolve_seed(seed)
+        self._configure(**kwargs)
+        conn, fan_out = _fixed_num(n_pre, n_post, conn_num, self.efferent_target, self.allow_multi_conn, self.seed)
+        if afferent_ratio != 1.0:
+            conn, fan_out = conn_lib.keep_afferent_rows(conn, afferent_ratio, self.seed), None
+        self.conn_num = conn_num
+        self._setup(
+            n_pre, n_post, conn, conn_weight, fan_out, param_type=param_type, path=path,
+            name_for_warning=type(self).__name__,
+        )
+
+    def _configure(self, **kwargs):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} got unexpected keyword arguments {sorted(kwargs)}")
+        self.float_as_event = False
+
+    def update(self, x):
+        """Input ``x`` of shape ``(..., n_pre)`` (float, integer or bool) to
+        ``(..., n_post)``, equal to ``x @ self.to_dense()``."""
+        x, x_unit = self._check_input(x)
+        w, w_unit = self._weight_vector()
+        pre = csr_pre_indices(self.indptr, self.n_synapses)
+        dtype = _checks.out_dtype(x.dtype, w.dtype)
+        out = coo_matmul(x.astype(dtype), w.astype(dtype), pre, self.indices, self.n_post)
+        return _units.attach(out, x_unit, w_unit)
+
+
+class EventFixedNumConn(FixedNumConn):
+    """The connectivity of :class:`FixedNumConn`, with an event-driven product.
+
+    For the same arguments and seed it represents the same matrix as
+    ``FixedNumConn``; its cost scales with the active inputs.
+
+    Additional args:
+      float_as_event: if True, every nonzero input counts as one spike
+        (brainstate's behaviour, with a straight-through spike gradient);
+        default False multiplies float inputs by their weights, as the dense
+        product does.
+    """
+
+    def _configure(self, float_as_event: bool = False):
+        self.float_as_event = bool(float_as_event)
+
+    def update(self, spikes):
+        """Spikes ``(..., n_pre)`` (bool, integer or float) to ``(..., n_post)``."""
+        return self._event_update(spikes)
+
+
+class EventFixedProb(_SparseLayer):
+    """Sparse random connectivity, event-driven.
+
+    With a float ``conn_num = p``, each (pre, post) pair is connected
+    independently with probability ``p``: no pair repeats, and in- and
+    out-degrees are Binomial(n, p) -- "each post neuron receives ~p of the
+    pre neurons". (brainstate's ``EventFixedProb`` instead gives every
+    presynaptic neuron exactly ``int(n_post * p)`` targets drawn with
+    replacement.) With an int ``conn_num``, every presynaptic neuron has
+    exactly that many distinct targets (brainstate's meaning of an int).
+
+    Args:
+      in_size, out_size: ``n_pre`` and ``n_post``.
+      conn_num: float probability in (0, 1], or int count per presynaptic
+        neuron.
+      efferent_target: for an int ``conn_num`` only: ``'post'`` (default,
+        fixed fan-out) or ``'pre'`` (fixed fan-in).
+      afferent_ratio: keep each presynaptic row with this probability.
+      allow_multi_conn: for an int ``conn_num`` only: draw targets with
+        replacement (duplicates add up).
+      float_as_event: count every nonzero input as one spike (brainstate's
+        default); default False multiplies float inputs by their weights.
+    """ + _COMMON_DOC
+
+    def __init__(
+        self,
+        in_size,
+        out_size,
+        conn_num,
+        conn_weight,
+        efferent_target: str = "post",
+        afferent_ratio: float = 1.0,
+        allow_multi_conn: bool = False,
+        seed: int | None = None,
+        name: str | None = None,
+        conn_init=None,
+        param_type=brainstate.ParamState,
+        float_as_event: bool = False,
+        path: str = "auto",
+    ):
+        super().__init__(name=name)
+        n_pre, n_post = _checks.size(in_size, "in_size"), _checks.size(out_size, "out_size")
+        self.efferent_target = _check_target(efferent_target)
+        self.allow_multi_conn = bool(allow_multi_conn)
+        self.seed = _resolve_seed(seed)
+        self.float_as_event = bool(float_as_event)
+        self.conn_num = conn_num
+        if isinstance(conn_num, (bool, np.bool_)) or not isinstance(conn_num, numbers.Real):
+            raise TypeError(f"conn_num must be a float probability or an int count, got {conn_num!r}")
+        if isinstance(conn_num, numbers.Integral):
+            conn, fan_out = _fixed_num(n_pre, n_post, conn_num, self.efferent_target, self.allow_multi_conn, self.seed)
+            self.prob = None
+        else:
+            self.prob = _checks.probability(conn_num, "conn_num")
+            conn, fan_out = conn_lib.fixed_prob(n_pre, n_post, self.prob, self.seed), None
+        if afferent_ratio != 1.0:
+            conn, fan_out = conn_lib.keep_afferent_rows(conn, afferent_ratio, self.seed), None
+        self._setup(
+            n_pre, n_post, conn, conn_weight, fan_out, param_type=param_type, path=path,
+            name_for_warning=type(self).__name__,
+        )
+
+    def update(self, spikes):
+        """Spikes ``(..., n_pre)`` (bool, integer or float) to ``(..., n_post)``."""
+        return self._event_update(spikes)

@@ -1,0 +1,342 @@
+"""Connectivity as a pure function of (seed, sizes, parameters).
+
+Every random decision is a counter-based hash of ``(seed, stream, row,
+position)`` in 32-bit unsigned integer arithmetic -- the kind of function a
+GPU kernel can evaluate to regenerate one row without storing it. Nothing
+here depends on global random state, on the backend or on the process, and
+nothing ever allocates an ``n_pre x n_post`` array: time and memory grow with
+the number of synapses (rows are generated in bounded chunks).
+
+The result is a :class:`Connectivity`: compressed sparse rows ordered by
+presynaptic neuron (``indptr``, ``indices``), so that an active input finds
+all of its targets in one contiguous run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+
+import numpy as np
+
+from . import _checks
+
+__all__ = [
+    "Connectivity",
+    "fixed_prob",
+    "fixed_num_per_pre",
+    "fixed_num_per_post",
+    "from_indices",
+    "MAX_SYNAPSES",
+]
+
+#: Indices and row offsets are int32 (JAX's default without x64). A
+#: connectivity whose flat synapse positions would pass this bound is refused
+#: with a clear error instead of silently overflowing.
+MAX_SYNAPSES = 2**31 - 1
+
+# Streams keep the draws of different constructions independent for one seed.
+_STREAM_PROB = 1
+_STREAM_COUNT = 2
+_STREAM_AFFERENT = 3
+
+_GOLDEN = np.uint32(0x9E3779B9)
+_CHUNK_ELEMENTS = 1 << 22  # elements generated at once: bounds peak memory
+
+
+def _mix32(x: np.ndarray) -> np.ndarray:
+    """A bijective avalanche mix of uint32 words (the 'lowbias32' constants
+    found by C. Wellons' hash prospector)."""
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x7FEB352D)
+    x = x ^ (x >> np.uint32(15))
+    x = x * np.uint32(0x846CA68B)
+    x = x ^ (x >> np.uint32(16))
+    return x
+
+
+def _row_keys(seed: int, stream: int, rows: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        base = _mix32(np.uint32(seed & 0xFFFFFFFF) ^ _mix32(np.uint32(stream) * _GOLDEN))
+        return _mix32(rows.astype(np.uint32) * _GOLDEN + base)
+
+
+def hash_bits(seed: int, stream: int, rows: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """32 random bits for each (row, position) pair; ``rows`` and
+    ``positions`` broadcast together (pass ``rows[:, None]`` for a table).
+
+    For one row the map from position to bits is a bijection, so a row never
+    sees the same word twice within 2**32 positions.
+    """
+    keys = _row_keys(seed, stream, np.asarray(rows))
+    with np.errstate(over="ignore"):
+        x = _mix32(keys ^ (np.asarray(positions, np.uint32) * _GOLDEN))
+        return _mix32(x + keys)
+
+
+def _uniform_open(bits: np.ndarray) -> np.ndarray:
+    """Uniform doubles in (0, 1) from 32-bit words."""
+    return (bits.astype(np.float64) + 0.5) * (1.0 / 4294967296.0)
+
+
+def _below(bits: np.ndarray, n: int) -> np.ndarray:
+    """Map 32-bit words onto [0, n) by a 64-bit multiply-high (no modulo bias
+    beyond 2**-32, integer arithmetic only)."""
+    return ((bits.astype(np.uint64) * np.uint64(n)) >> np.uint64(32)).astype(np.int64)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Connectivity:
+    """Synapses stored by presynaptic row (CSR).
+
+    Attributes:
+      indptr: int32 array ``(n_pre + 1,)``; row ``i``'s synapses are
+        ``indices[indptr[i]:indptr[i + 1]]``.
+      indices: int32 array ``(n_synapses,)`` of postsynaptic targets, ascending
+        within each row. Duplicates (when allowed) are separate synapses whose
+        weights add up.
+      n_pre, n_post: the sizes of the two populations.
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    n_pre: int
+    n_post: int
+
+    def __post_init__(self):
+        if self.indptr.shape != (self.n_pre + 1,):
+            raise ValueError(f"indptr must have shape ({self.n_pre + 1},), got {self.indptr.shape}")
+        check_capacity(int(self.indices.shape[0]), self.max_row)
+
+    @property
+    def n_synapses(self) -> int:
+        return int(self.indices.shape[0])
+
+    @property
+    def row_lengths(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    @property
+    def max_row(self) -> int:
+        """The longest row: the static window an event-driven gather reads."""
+        return int(self.row_lengths.max()) if self.n_pre else 0
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.indptr.nbytes + self.indices.nbytes)
+
+    def pre_indices(self) -> np.ndarray:
+        """The presynaptic neuron of each synapse, in storage order."""
+        return np.repeat(np.arange(self.n_pre, dtype=np.int32), self.row_lengths)
+
+    def in_degrees(self) -> np.ndarray:
+        return np.bincount(self.indices, minlength=self.n_post)
+
+    def to_dense(self, weight=1.0) -> np.ndarray:
+        """The ``(n_pre, n_post)`` matrix; duplicate synapses add up."""
+        dense = np.zeros((self.n_pre, self.n_post), np.result_type(np.asarray(weight).dtype, np.float32))
+        np.add.at(dense, (self.pre_indices(), self.indices), weight)
+        return dense
+
+
+def check_capacity(n_synapses: int, max_row: int) -> None:
+    # An event-driven gather reads a window of max_row positions from any row
+    # start, so the last window must also stay inside int32.
+    if n_synapses + max_row > MAX_SYNAPSES:
+        raise ValueError(
+            f"connectivity with {n_synapses} synapses (longest row {max_row}) exceeds the "
+            f"int32 index range used by eventlib (at most {MAX_SYNAPSES} synapse positions); "
+            "split the population into several layers"
+        )
+
+
+def _from_rows(n_pre: int, n_post: int, counts: np.ndarray, targets: np.ndarray) -> Connectivity:
+    check_capacity(int(counts.sum()), int(counts.max()) if counts.size else 0)
+    indptr = np.zeros(n_pre + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return Connectivity(indptr.astype(np.int32), targets.astype(np.int32), n_pre, n_post)
+
+
+def _row_chunks(n_rows: int, width: int):
+    step = max(1, _CHUNK_ELEMENTS // max(width, 1))
+    for start in range(0, n_rows, step):
+        yield np.arange(start, min(n_rows, start + step), dtype=np.int64)
+
+
+def _bernoulli_row_targets(seed: int, row: int, n_cols: int, logq: float, stream: int) -> np.ndarray:
+    """One row generated sequentially to the end (the rare row that outgrows
+    the vectorised window)."""
+    targets, last, pos, block = [], -1, 0, 256
+    while True:
+        bits = hash_bits(seed, stream, np.int64(row), np.arange(pos, pos + block))
+        gaps = np.minimum(np.floor(np.log(_uniform_open(bits)) / logq), n_cols).astype(np.int64)
+        t = last + np.cumsum(gaps + 1)
+        targets.append(t[t < n_cols])
+        if t[-1] >= n_cols:
+            return np.concatenate(targets)
+        last, pos = int(t[-1]), pos + block
+
+
+def fixed_prob(n_pre: int, n_post: int, prob: float, seed: int) -> Connectivity:
+    """Each (pre, post) pair connected independently with probability ``prob``.
+
+    Row ``i`` is generated by geometric skipping: the gap before each next
+    target is ``floor(log(u) / log(1 - prob))`` with ``u`` the hash of
+    ``(seed, i, position)``, which visits exactly the pairs a per-pair
+    Bernoulli(prob) draw would keep, in time proportional to the synapses.
+    No pair appears twice; in- and out-degrees are Binomial(n, prob).
+    """
+    prob = _checks.probability(prob, "prob")
+    if prob == 1.0:
+        counts = np.full(n_pre, n_post, np.int64)
+        return _from_rows(n_pre, n_post, counts, np.tile(np.arange(n_post, dtype=np.int32), n_pre))
+    logq = math.log1p(-prob)
+    mean, sd = n_post * prob, math.sqrt(n_post * prob * (1.0 - prob))
+    width = int(min(n_post, math.ceil(mean + 7.0 * sd + 16)))
+    all_counts, all_targets = [], []
+    positions = np.arange(width, dtype=np.uint32)
+    for rows in _row_chunks(n_pre, width):
+        bits = hash_bits(seed, _STREAM_PROB, rows[:, None], positions)
+        gaps = np.floor(np.log(_uniform_open(bits)) / logq)
+        gaps = np.minimum(gaps, n_post).astype(np.int64)  # keeps cumsum bounded
+        t = np.cumsum(gaps + 1, axis=1) - 1
+        keep = t < n_post
+        counts = keep.sum(axis=1)
+        # A row whose window ends before n_post may have more targets; with a
+        # 7-sigma window this is rare, and such a row is finished on its own.
+        unfinished = np.flatnonzero(t[:, -1] < n_post - 1) if width < n_post else np.array([], int)
+        if unfinished.size:
+            row_targets = [t[r][keep[r]] for r in range(len(rows))]
+            for r in unfinished:
+                row_targets[r] = _bernoulli_row_targets(seed, int(rows[r]), n_post, logq, _STREAM_PROB)
+                counts[r] = row_targets[r].size
+            all_targets.append(np.concatenate(row_targets).astype(np.int32))
+        else:
+            all_targets.append(t[keep].astype(np.int32))
+        all_counts.append(counts)
+    counts = np.concatenate(all_counts)
+    return _from_rows(n_pre, n_post, counts, np.concatenate(all_targets))
+
+
+def _fixed_count_rows(seed: int, n_rows: int, n_range: int, k: int, distinct: bool, stream: int) -> np.ndarray:
+    """``(n_rows, k)`` partners in ``[0, n_range)``, ascending within a row.
+
+    With ``distinct``, a row's partners are the first ``k`` distinct values of
+    its hashed sequence (or, when ``k`` is a large fraction of ``n_range``,
+    the ``k`` partners with the smallest hash keys): a pure function of the
+    arguments either way. Without, the first ``k`` values, repeats included.
+    """
+    out = np.empty((n_rows, k), np.int32)
+    if k == 0:
+        return out
+    if not distinct:
+        pos = np.arange(k, dtype=np.uint32)
+        for rows in _row_chunks(n_rows, k):
+            out[rows] = np.sort(_below(hash_bits(seed, stream, rows[:, None], pos), n_range), axis=1)
+        return out
+    if 4 * k >= n_range:
+        cols = np.arange(n_range, dtype=np.uint32)
+        for rows in _row_chunks(n_rows, n_range):
+            keys = hash_bits(seed, stream, rows[:, None], cols)
+            out[rows] = np.sort(np.argpartition(keys, k - 1, axis=1)[:, :k], axis=1)
+        return out
+    # Rejection: draw a window with room for the expected repeats, keep the
+    # first occurrence of each value, and redraw wider for the rare short rows.
+    width = k + 8 + int(2 * k * k / n_range)
+    pending = np.arange(n_rows, dtype=np.int64)
+    while pending.size:
+        pos = np.arange(width, dtype=np.uint32)
+        short = []
+        for chunk in _row_chunks(pending.size, width):
+            rows = pending[chunk]
+            cand = _below(hash_bits(seed, stream, rows[:, None], pos), n_range)
+            order = np.argsort(cand, axis=1, kind="stable")
+            ranked = np.take_along_axis(cand, order, axis=1)
+            first = np.ones_like(ranked, dtype=bool)
+            first[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
+            keep = np.empty_like(first)
+            np.put_along_axis(keep, order, first, axis=1)
+            n_kept = np.cumsum(keep, axis=1)
+            ok = n_kept[:, -1] >= k
+            sel = keep & (n_kept <= k) & ok[:, None]
+            out[rows[ok]] = np.sort(cand[sel].reshape(-1, k), axis=1)
+            short.append(rows[~ok])
+        pending = np.concatenate(short)
+        width *= 2
+    return out
+
+
+def _fixed_count_check(k: int, n_range: int, distinct: bool, name: str, side: str) -> None:
+    if k < 0:
+        raise ValueError(f"{name} must be non-negative, got {k}")
+    if distinct and k > n_range:
+        raise ValueError(
+            f"{name}={k} is larger than the {n_range} distinct {side} partners available; "
+            "lower it or pass allow_multi_conn=True"
+        )
+
+
+def fixed_num_per_pre(n_pre: int, n_post: int, k: int, seed: int, distinct: bool = True) -> Connectivity:
+    """Every presynaptic neuron has exactly ``k`` targets (fixed fan-out)."""
+    _fixed_count_check(k, n_post, distinct, "conn_num", "postsynaptic")
+    targets = _fixed_count_rows(seed, n_pre, n_post, k, distinct, _STREAM_COUNT)
+    return _from_rows(n_pre, n_post, np.full(n_pre, k, np.int64), targets.reshape(-1))
+
+
+def fixed_num_per_post(n_pre: int, n_post: int, k: int, seed: int, distinct: bool = True) -> Connectivity:
+    """Every postsynaptic neuron receives exactly ``k`` inputs (fixed fan-in).
+
+    Generated per postsynaptic row, then stored by presynaptic row.
+    """
+    _fixed_count_check(k, n_pre, distinct, "conn_num", "presynaptic")
+    sources = _fixed_count_rows(seed, n_post, n_pre, k, distinct, _STREAM_COUNT)
+    post = np.repeat(np.arange(n_post, dtype=np.int32), k)
+    conn, _ = from_indices(sources.reshape(-1), post, n_pre, n_post)
+    return conn
+
+
+def keep_afferent_rows(conn: Connectivity, ratio: float, seed: int) -> Connectivity:
+    """Keep each presynaptic row with probability ``ratio`` (brainstate's
+    ``afferent_ratio``); the rows dropped lose all their synapses."""
+    ratio = _checks.probability(ratio, "afferent_ratio")
+    if ratio == 1.0:
+        return conn
+    bits = hash_bits(seed, _STREAM_AFFERENT, np.arange(conn.n_pre), np.zeros(conn.n_pre, np.uint32))
+    keep_row = _uniform_open(bits) < ratio
+    counts = np.where(keep_row, conn.row_lengths, 0)
+    keep_syn = np.repeat(keep_row, conn.row_lengths)
+    return _from_rows(conn.n_pre, conn.n_post, counts, conn.indices[keep_syn])
+
+
+def from_indices(pre, post, n_pre: int, n_post: int) -> tuple[Connectivity, np.ndarray]:
+    """Connectivity from user-supplied synapse lists.
+
+    Returns the connectivity and the permutation ``order`` such that synapse
+    ``s`` of the result is input synapse ``order[s]`` (reorder per-synapse
+    weights with ``weights[order]``). Repeated pairs are kept as separate
+    synapses.
+    """
+    pre, post = np.asarray(pre), np.asarray(post)
+    if pre.ndim != 1 or post.shape != pre.shape:
+        raise ValueError(
+            f"pre_indices and post_indices must be 1-D arrays of equal length, got shapes {pre.shape} and {post.shape}"
+        )
+    for name, arr, n in (("pre_indices", pre, n_pre), ("post_indices", post, n_post)):
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
+        if arr.size and (arr.min() < 0 or arr.max() >= n):
+            raise ValueError(f"{name} must lie in [0, {n}), got values in [{arr.min()}, {arr.max()}]")
+    order = np.lexsort((post, pre))  # by pre row, ascending targets within a row
+    counts = np.bincount(pre, minlength=n_pre).astype(np.int64)
+    return _from_rows(n_pre, n_post, counts, post[order]), order
+
+
+def warn_if_empty(conn: Connectivity, what: str) -> None:
+    if conn.n_synapses == 0:
+        warnings.warn(
+            f"{what} realised no synapse at all (n_pre={conn.n_pre}, n_post={conn.n_post}): "
+            "its output will always be zero; raise the probability or the sizes",
+            UserWarning,
+            stacklevel=3,
+        )

@@ -1,0 +1,20 @@
+"""Pure functions on arrays: the event-driven operators, their dense
+references, and the choice of computation path. No brainstate needed.
+
+The operators accept spikes of shape ``(..., n_pre)`` and work under
+``jax.jit``, ``jax.vmap`` (nested), ``jax.grad`` and ``jax.jvp``.
+"""
+
+from ._dispatch import PATHS as PATHS
+from ._dispatch import get_default_path as get_default_path
+from ._dispatch import set_default_path as set_default_path
+from ._dispatch import which_path as which_path
+from .dense_event import event_matmul as event_matmul
+from .dense_event import event_matmul_reference as event_matmul_reference
+from .dense_event import homogeneous_matmul as homogeneous_matmul
+from .dense_event import spike_values as spike_values
+from .sparse_event import coo_matmul as coo_matmul
+from .sparse_event import csr_event_matmul as csr_event_matmul
+from .sparse_event import csr_pre_indices as csr_pre_indices
+from .sparse_event import csr_to_dense as csr_to_dense
+from .sparse_event import sparse_matmul_reference as sparse_matmul_reference

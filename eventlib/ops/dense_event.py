@@ -1,0 +1,210 @@
+"""Event-driven product with a dense weight: ``spikes @ weight``.
+
+Three functions side by side:
+
+- :func:`event_matmul`: the operator (a JAX primitive with event-driven
+  gradients); its portable path is :func:`_event_matmat_portable`.
+- :func:`event_matmul_reference`: the plain ``jnp`` product it must equal.
+
+Cost model: a dense product reads all ``n_pre x n_post`` weights; the event
+path reads only the rows of the inputs active in any batch row (``k_union x
+n_post``), plus one pass over the spikes to find them.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.core import ShapedArray
+from jax.interpreters import ad, batching
+
+from .. import _checks
+from ._dispatch import HIGHEST, capacities, make_primitive, switch_on_count, which_path
+
+__all__ = ["event_matmul", "event_matmul_reference", "spike_values"]
+
+
+def spike_values(spikes, dtype, float_as_event: bool):
+    """What each input contributes: its value, or 1 where it is nonzero when
+    ``float_as_event`` (and always for bool spikes)."""
+    if spikes.dtype == jnp.bool_ or float_as_event:
+        return (spikes != 0).astype(dtype)
+    return spikes.astype(dtype)
+
+
+def event_matmul_reference(spikes, weight, *, float_as_event: bool = False):
+    """The dense product the operator must equal (float32, ``HIGHEST``)."""
+    dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
+    values = spike_values(spikes, dtype, float_as_event)
+    return jnp.matmul(values, weight.astype(dtype), precision=HIGHEST)
+
+
+# -- portable event-driven path ---------------------------------------------
+
+
+def _event_matmat_portable(spikes, weight, *, float_as_event, path):
+    """``(B, n_pre) @ (n_pre, n_post)`` reading only the active rows."""
+    batch, n_pre = spikes.shape
+    dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
+    values = spike_values(spikes, dtype, float_as_event)
+    weight = weight.astype(dtype)
+
+    def dense(values, weight):
+        return jnp.matmul(values, weight, precision=HIGHEST)
+
+    if path == "dense" or batch == 0:
+        return dense(values, weight)
+
+    # Rows active in any batch row: their weights are read once and shared
+    # by the whole batch (k_union x n_post bytes instead of n_pre x n_post).
+    active = jnp.any(spikes != 0, axis=0)
+    count = jnp.sum(active, dtype=jnp.int32)
+
+    def gathered(cap, values, weight):
+        idx = jnp.nonzero(active, size=cap, fill_value=n_pre)[0]
+        # Padding slots point past the end and read zeros, so they add nothing.
+        rows = weight.at[idx].get(mode="fill", fill_value=0)
+        vals = values.at[:, idx].get(mode="fill", fill_value=0)
+        if batch == 1:
+            # One fused multiply-reduce over the gathered rows.
+            return jnp.sum(vals[0][:, None] * rows, axis=0)[None]
+        return jnp.matmul(vals, rows, precision=HIGHEST)
+
+    return switch_on_count(count, capacities(n_pre), gathered, dense, values, weight)
+
+
+def _abstract(spikes, weight, *, float_as_event, path):
+    return ShapedArray((spikes.shape[0], weight.shape[1]), _checks.out_dtype(spikes.dtype, weight.dtype))
+
+
+event_matmat_p = make_primitive("eventlib_event_matmat", _event_matmat_portable, _abstract)
+
+
+# -- derivatives -------------------------------------------------------------
+# The product is linear in the weight; in float spikes its derivative is that
+# of the dense product, ``ds @ W`` -- also where a spike is exactly zero, which
+# surrogate-gradient training needs. With float_as_event the forward ignores
+# the magnitudes and the spike derivative is straight-through (brainstate's
+# convention).
+
+
+def _spikes_jvp(dspikes, spikes, weight, *, float_as_event, path):
+    dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
+    return jnp.matmul(dspikes.astype(dtype), weight.astype(dtype), precision=HIGHEST)
+
+
+def _weight_jvp(dweight, spikes, weight, *, float_as_event, path):
+    return event_matmat_p.bind(spikes, dweight, float_as_event=float_as_event, path=path)
+
+
+ad.defjvp(event_matmat_p, _spikes_jvp, _weight_jvp)
+
+
+def _event_outer(spikes, cotangent, weight_shape, weight_dtype, *, float_as_event, path):
+    """``spikes.T @ cotangent`` written only into the active rows."""
+    n_pre, n_post = weight_shape
+    values = spike_values(spikes, cotangent.dtype, float_as_event)
+
+    def dense(values, cotangent):
+        return jnp.matmul(values.T, cotangent, precision=HIGHEST)
+
+    if path == "dense" or spikes.shape[0] == 0:
+        return dense(values, cotangent).astype(weight_dtype)
+    active = jnp.any(spikes != 0, axis=0)
+
+    def scattered(cap, values, cotangent):
+        idx = jnp.nonzero(active, size=cap, fill_value=n_pre)[0]
+        vals = values.at[:, idx].get(mode="fill", fill_value=0)
+        rows = jnp.matmul(vals.T, cotangent, precision=HIGHEST)
+        return jnp.zeros((n_pre, n_post), cotangent.dtype).at[idx].set(rows, mode="drop")
+
+    count = jnp.sum(active, dtype=jnp.int32)
+    out = switch_on_count(count, capacities(n_pre), scattered, dense, values, cotangent)
+    return out.astype(weight_dtype)
+
+
+def _transpose(cotangent, spikes, weight, *, float_as_event, path):
+    if ad.is_undefined_primal(spikes):
+        raise NotImplementedError("event_matmul is not linear in the spikes")
+    if type(cotangent) is ad.Zero:
+        return None, ad.Zero(weight.aval)
+    dweight = _event_outer(
+        spikes, cotangent, weight.aval.shape, weight.aval.dtype, float_as_event=float_as_event, path=path
+    )
+    return None, dweight
+
+
+ad.primitive_transposes[event_matmat_p] = _transpose
+
+
+def _batch(args, dims, *, float_as_event, path):
+    spikes, weight = args
+    s_dim, w_dim = dims
+    if w_dim is not None:
+        # A batch of weights (rare: per-example weights); the exact dense
+        # product for each, not event-driven.
+        spikes = batching.bdim_at_front(spikes, s_dim, weight.shape[w_dim])
+        weight = jnp.moveaxis(weight, w_dim, 0)
+        dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
+        values = spike_values(spikes, dtype, float_as_event)
+        return jnp.einsum("vbi,vij->vbj", values, weight.astype(dtype), precision=HIGHEST), 0
+    spikes = jnp.moveaxis(spikes, s_dim, 0)
+    n_map, batch, n_pre = spikes.shape
+    out = event_matmat_p.bind(
+        spikes.reshape(n_map * batch, n_pre), weight, float_as_event=float_as_event, path=path
+    )
+    return out.reshape(n_map, batch, -1), 0
+
+
+batching.primitive_batchers[event_matmat_p] = _batch
+
+
+# -- the public operator -----------------------------------------------------
+
+
+def event_matmul(spikes, weight, *, float_as_event: bool = False, path: str = "auto"):
+    """Event-driven ``spikes @ weight``.
+
+    Args:
+      spikes: bool, integer or float array of shape ``(..., n_pre)``; any
+        number of leading batch dimensions. Float and integer values multiply
+        their weight rows, as in the dense product.
+      weight: float array ``(n_pre, n_post)``.
+      float_as_event: count every nonzero input as 1 (brainstate's
+        ``float_as_event=True``); the spike gradient is then straight-through.
+      path: ``'auto'``, ``'event'`` or ``'dense'`` (see :mod:`eventlib.ops`).
+
+    Returns:
+      Array ``(..., n_post)``, equal to ``spikes @ weight`` up to float32
+      rounding (bit-exactly when the weights are small dyadic rationals).
+    """
+    spikes, weight = jnp.asarray(spikes), jnp.asarray(weight)
+    _checks.spike_dtype(spikes.dtype)
+    _checks.weight_dtype(weight.dtype)
+    if weight.ndim != 2:
+        raise ValueError(f"weight must have shape (n_pre, n_post), got shape {weight.shape}")
+    _checks.spikes_shape(spikes.shape, weight.shape[0])
+    lead = spikes.shape[:-1]
+    out = event_matmat_p.bind(
+        spikes.reshape(int(np.prod(lead, dtype=np.int64)), weight.shape[0]),
+        weight,
+        float_as_event=bool(float_as_event),
+        path=which_path(path),
+    )
+    return out.reshape(*lead, weight.shape[1])
+
+
+def homogeneous_matmul(spikes, weight, n_post: int, *, float_as_event: bool = False):
+    """``spikes @ full((n_pre, n_post), weight)`` for a scalar weight: every
+    output is ``weight * sum(spikes)``; nothing of size n_pre x n_post exists."""
+    spikes, weight = jnp.asarray(spikes), jnp.asarray(weight)
+    dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
+    if float_as_event and jnp.issubdtype(spikes.dtype, jnp.floating):
+        # Forward counts events; the derivative is straight-through.
+        values = spikes.astype(dtype)
+        values = values + jax.lax.stop_gradient((spikes != 0).astype(dtype) - values)
+    else:
+        values = spike_values(spikes, dtype, float_as_event)
+    total = jnp.sum(values, axis=-1, keepdims=True)
+    return jnp.broadcast_to(total * weight.astype(dtype), (*spikes.shape[:-1], n_post))
