@@ -24,7 +24,7 @@ from ._event_linear import init_param
 from .ops import _dispatch
 from .ops.sparse_event import coo_matmul, csr_event_matmul, csr_pre_indices, csr_to_dense
 
-__all__ = ["EventFixedProb", "FixedNumConn", "EventFixedNumConn"]
+__all__ = ["EventFixedProb", "FixedNumConn", "EventFixedNumConn", "ConnectivityState"]
 
 
 def _resolve_seed(seed) -> int:
@@ -66,6 +66,13 @@ def _fixed_num(n_pre, n_post, conn_num, efferent_target, allow_multi_conn, seed)
     return conn_lib.fixed_num_per_post(n_pre, n_post, k, seed, distinct=not allow_multi_conn), None
 
 
+class ConnectivityState(brainstate.State):
+    """Synapse indices held as a (non-trainable) state: under
+    ``brainstate.transform.jit`` they are passed to the compiled function as
+    arguments rather than compiled into it as constants, so compile time
+    does not grow with the number of synapses."""
+
+
 class _SparseLayer(brainstate.nn.Module):
     """Shared storage, weights and export of the connectivity layers."""
 
@@ -75,8 +82,8 @@ class _SparseLayer(brainstate.nn.Module):
         self.n_pre, self.n_post = conn.n_pre, conn.n_post
         self.path = _dispatch.check_path(path)
         self.max_row = conn.max_row
-        self.indptr = jnp.asarray(conn.indptr)
-        self.indices = jnp.asarray(conn.indices)
+        self.conn_indptr = ConnectivityState(jnp.asarray(conn.indptr))
+        self.conn_indices = ConnectivityState(jnp.asarray(conn.indices))
         shapes = [(), (conn.n_synapses,)]
         init_shape = (conn.n_synapses,)
         if fan_out is not None:  # brainstate's per-synapse layout (n_pre, conn_num)
@@ -84,6 +91,17 @@ class _SparseLayer(brainstate.nn.Module):
             init_shape = (conn.n_pre, fan_out)
         self.weight = param_type(init_param(conn_weight, init_shape, "conn_weight", shapes))
         conn_lib.warn_if_empty(conn, name_for_warning)
+
+    @property
+    def indptr(self):
+        """int32 ``(n_pre + 1,)``: row ``i``'s synapses are positions
+        ``indptr[i]`` to ``indptr[i + 1] - 1``."""
+        return self.conn_indptr.value
+
+    @property
+    def indices(self):
+        """int32 ``(n_synapses,)``: the postsynaptic target of each synapse."""
+        return self.conn_indices.value
 
     @property
     def n_synapses(self) -> int:

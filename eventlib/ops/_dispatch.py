@@ -13,7 +13,7 @@ Paths
 ``'auto'``
     The default: currently ``'event'`` on every backend. The event path itself
     switches to the dense computation when the active count measured at run
-    time makes that cheaper, so ``'auto'`` never costs more than dense.
+    time makes that cheaper (a ``lax.cond`` on the count).
 
 :func:`which_path` tells what a call would run; :func:`set_default_path`
 forces a path process-wide, and every operator and layer takes ``path=``.
@@ -65,31 +65,28 @@ def which_path(path: str = "auto", backend: str | None = None) -> str:
 
 
 # ---------------------------------------------------------------------------
-# Run-time bucketing of the active count.
+# Work proportional to the active count, inside one compiled function.
 #
-# Shapes are static under jit, the number of spikes is not. The operators
-# compile one branch per capacity (powers of two) and lax.switch picks, at run
-# time, the smallest capacity that holds the active inputs; the branch past
-# the largest capacity is the dense computation. The work done is thus at most
-# twice what the active inputs need, inside one compiled function.
+# Shapes are static under jit, the number of spikes is not. The active
+# entries are compacted once (one pass over the spikes), then a while loop
+# with a run-time trip count visits them in chunks of a static size, so the
+# work is ceil(count / chunk) chunks. (A lax.switch over many static
+# capacities was tried first: XLA:CPU ran its large branches several times
+# slower than the same code outside a conditional.)
 
 
-def capacities(total: int, largest_fraction: float = 0.5) -> tuple[int, ...]:
-    caps, cap = [], 8
-    while cap < total * largest_fraction:
-        caps.append(cap)
-        cap *= 2
-    return tuple(caps)
+def active_indices(mask, chunk: int):
+    """Positions of the True entries of 1-D ``mask``, then padding equal to
+    ``mask.size`` (out of bounds: gathers read zeros, scatters drop), with
+    room for one chunk more so that no chunk slice is ever clamped."""
+    return jnp.nonzero(mask, size=mask.shape[0] + chunk, fill_value=mask.shape[0])[0].astype(jnp.int32)
 
 
-def switch_on_count(count, caps, event_branch, dense_branch, *operands):
-    """Run ``event_branch(cap, *operands)`` for the smallest ``cap >= count``,
-    or ``dense_branch(*operands)`` when no capacity holds ``count``."""
-    if not caps:
-        return dense_branch(*operands)
-    index = jnp.searchsorted(jnp.asarray(caps, dtype=jnp.int32), count.astype(jnp.int32), side="left")
-    branches = [functools.partial(event_branch, cap) for cap in caps] + [dense_branch]
-    return lax.switch(index, branches, *operands)
+def chunked_loop(count, chunk: int, body, init):
+    """``init`` folded through ``body(start, carry)`` for start = 0, chunk,
+    2 * chunk, ... below ``count`` (a traced integer)."""
+    n_chunks = (count + chunk - 1) // chunk
+    return lax.fori_loop(0, n_chunks, lambda j, carry: body(j * chunk, carry), init)
 
 
 # ---------------------------------------------------------------------------

@@ -16,11 +16,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 from jax.core import ShapedArray
 from jax.interpreters import ad, batching
 
 from .. import _checks
-from ._dispatch import HIGHEST, capacities, make_primitive, switch_on_count, which_path
+from ._dispatch import HIGHEST, active_indices, chunked_loop, make_primitive, which_path
 
 __all__ = ["event_matmul", "event_matmul_reference", "spike_values"]
 
@@ -43,9 +44,22 @@ def event_matmul_reference(spikes, weight, *, float_as_event: bool = False):
 # -- portable event-driven path ---------------------------------------------
 
 
+def _chunk_rows(batch: int) -> int:
+    # Rows per loop step: small for a single vector (a fused multiply-add per
+    # row), larger for a batch (a (batch, chunk) x (chunk, n_post) matmul).
+    return 16 if batch == 1 else 64
+
+
+def _use_event(count, n_pre: int, batch: int):
+    # A batch pays for the chunked matmuls; XLA's single dense matmul is more
+    # efficient per element, so switch to it earlier.
+    return count * (2 if batch == 1 else 4) <= n_pre
+
+
 def _event_matmat_portable(spikes, weight, *, float_as_event, path):
     """``(B, n_pre) @ (n_pre, n_post)`` reading only the active rows."""
     batch, n_pre = spikes.shape
+    n_post = weight.shape[1]
     dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
     values = spike_values(spikes, dtype, float_as_event)
     weight = weight.astype(dtype)
@@ -56,22 +70,27 @@ def _event_matmat_portable(spikes, weight, *, float_as_event, path):
     if path == "dense" or batch == 0:
         return dense(values, weight)
 
-    # Rows active in any batch row: their weights are read once and shared
-    # by the whole batch (k_union x n_post bytes instead of n_pre x n_post).
+    # Rows active in any batch row: each is read once and shared by the
+    # whole batch (k_union x n_post weights instead of n_pre x n_post).
     active = jnp.any(spikes != 0, axis=0)
     count = jnp.sum(active, dtype=jnp.int32)
+    chunk = _chunk_rows(batch)
 
-    def gathered(cap, values, weight):
-        idx = jnp.nonzero(active, size=cap, fill_value=n_pre)[0]
-        # Padding slots point past the end and read zeros, so they add nothing.
-        rows = weight.at[idx].get(mode="fill", fill_value=0)
-        vals = values.at[:, idx].get(mode="fill", fill_value=0)
-        if batch == 1:
-            # One fused multiply-reduce over the gathered rows.
-            return jnp.sum(vals[0][:, None] * rows, axis=0)[None]
-        return jnp.matmul(vals, rows, precision=HIGHEST)
+    def event(values, weight):
+        idx = active_indices(active, chunk)
 
-    return switch_on_count(count, capacities(n_pre), gathered, dense, values, weight)
+        def step(start, acc):
+            rows_idx = lax.dynamic_slice_in_dim(idx, start, chunk)
+            # Padding indices point past the end and read zero rows.
+            rows = weight.at[rows_idx].get(mode="fill", fill_value=0)
+            vals = values.at[:, rows_idx].get(mode="fill", fill_value=0)
+            if batch == 1:
+                return acc + jnp.sum(vals[0][:, None] * rows, axis=0)[None]
+            return acc + jnp.matmul(vals, rows, precision=HIGHEST)
+
+        return chunked_loop(count, chunk, step, jnp.zeros((batch, n_post), dtype))
+
+    return lax.cond(_use_event(count, n_pre, batch), event, dense, values, weight)
 
 
 def _abstract(spikes, weight, *, float_as_event, path):
@@ -104,23 +123,30 @@ ad.defjvp(event_matmat_p, _spikes_jvp, _weight_jvp)
 def _event_outer(spikes, cotangent, weight_shape, weight_dtype, *, float_as_event, path):
     """``spikes.T @ cotangent`` written only into the active rows."""
     n_pre, n_post = weight_shape
+    batch = spikes.shape[0]
     values = spike_values(spikes, cotangent.dtype, float_as_event)
 
     def dense(values, cotangent):
         return jnp.matmul(values.T, cotangent, precision=HIGHEST)
 
-    if path == "dense" or spikes.shape[0] == 0:
+    if path == "dense" or batch == 0:
         return dense(values, cotangent).astype(weight_dtype)
     active = jnp.any(spikes != 0, axis=0)
-
-    def scattered(cap, values, cotangent):
-        idx = jnp.nonzero(active, size=cap, fill_value=n_pre)[0]
-        vals = values.at[:, idx].get(mode="fill", fill_value=0)
-        rows = jnp.matmul(vals.T, cotangent, precision=HIGHEST)
-        return jnp.zeros((n_pre, n_post), cotangent.dtype).at[idx].set(rows, mode="drop")
-
     count = jnp.sum(active, dtype=jnp.int32)
-    out = switch_on_count(count, capacities(n_pre), scattered, dense, values, cotangent)
+    chunk = _chunk_rows(batch)
+
+    def event(values, cotangent):
+        idx = active_indices(active, chunk)
+
+        def step(start, grad):
+            rows_idx = lax.dynamic_slice_in_dim(idx, start, chunk)
+            vals = values.at[:, rows_idx].get(mode="fill", fill_value=0)
+            rows = jnp.matmul(vals.T, cotangent, precision=HIGHEST)
+            return grad.at[rows_idx].set(rows, mode="drop")  # each row once
+
+        return chunked_loop(count, chunk, step, jnp.zeros((n_pre, n_post), cotangent.dtype))
+
+    out = lax.cond(_use_event(count, n_pre, batch), event, dense, values, cotangent)
     return out.astype(weight_dtype)
 
 

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 from jax.core import ShapedArray
 from jax.interpreters import ad, batching
 
 from .. import _checks
-from ._dispatch import HIGHEST, capacities, make_primitive, switch_on_count, which_path
+from ._dispatch import HIGHEST, active_indices, chunked_loop, make_primitive, which_path
 from .dense_event import spike_values
 
 __all__ = ["csr_event_matmul", "coo_matmul", "csr_to_dense", "sparse_matmul_reference", "csr_pre_indices"]
@@ -64,17 +65,28 @@ def sparse_matmul_reference(spikes, weight, indptr, indices, n_post: int, *, flo
 # -- portable event-driven path ---------------------------------------------
 
 
-def _active_synapses(cap, spikes, values, indptr, indices, max_row, n_post):
-    """The synapses of the first ``cap`` active (batch row, input) pairs.
+def _chunk_pairs(max_row: int) -> int:
+    # Active (batch row, input) pairs per loop step: about 8k synapse slots.
+    return max(1, min(256, 8192 // max(max_row, 1)))
 
-    Returns batch rows ``b (cap, 1)``, input values ``v (cap, 1)``, synapse
-    positions ``pos (cap, max_row)`` and targets ``tgt (cap, max_row)``;
-    padding and positions past a row's end get target ``n_post`` (out of
-    bounds, so scatters drop them) and position ``n_synapses``.
+
+def _use_event(count, max_row: int, batch: int, n_synapses: int):
+    # Event work: max_row slots per active pair; dense-equivalent work: every
+    # synapse once per batch row.
+    return count.astype(jnp.float32) * max_row <= float(batch) * float(max(n_synapses, 1))
+
+
+def _synapses_of(flat, spikes_shape, values, indptr, indices, max_row, n_post):
+    """The synapses of the active (batch row, input) pairs ``flat`` (indices
+    into the flattened spikes; padding equals ``batch * n_pre``).
+
+    Returns batch rows ``b (c, 1)``, input values ``v (c, 1)``, synapse
+    positions ``pos (c, max_row)`` and targets ``tgt (c, max_row)``; padding
+    and slots past a row's end get target ``n_post`` (out of bounds, so
+    scatters drop them) and position ``n_synapses``.
     """
-    batch, n_pre = spikes.shape
+    batch, n_pre = spikes_shape
     n_syn = indices.shape[0]
-    flat = jnp.nonzero(spikes.reshape(-1) != 0, size=cap, fill_value=batch * n_pre)[0]
     b, i = flat // n_pre, flat % n_pre
     v = values.reshape(-1).at[flat].get(mode="fill", fill_value=0)
     start = indptr[i]
@@ -93,21 +105,31 @@ def _csr_event_portable(spikes, weight, indptr, indices, *, n_post, max_row, flo
     values = spike_values(spikes, dtype, float_as_event)
     weight = weight.astype(dtype)
     n_syn = indices.shape[0]
+    # A layer called under jit closes over its connectivity as constants; the
+    # barrier stops XLA from constant-folding work on them at compile time.
+    indptr, indices = lax.optimization_barrier((indptr, indices))
 
     def dense(values, weight):
         return coo_matmul(values, weight, csr_pre_indices(indptr, n_syn), indices, n_post)
 
     if path == "dense" or max_row == 0 or batch == 0:
         return dense(values, weight)
-    count = jnp.sum(spikes != 0, dtype=jnp.int32)
+    mask = spikes.reshape(-1) != 0
+    count = jnp.sum(mask, dtype=jnp.int32)
+    chunk = _chunk_pairs(max_row)
 
-    def gathered(cap, values, weight):
-        b, v, pos, tgt = _active_synapses(cap, spikes, values, indptr, indices, max_row, n_post)
-        w = weight if weight.ndim == 0 else weight.at[pos].get(mode="fill", fill_value=0)
-        out = jnp.zeros((batch, n_post), dtype)
-        return out.at[b, tgt].add(v * w, mode="drop")
+    def event(values, weight):
+        idx = active_indices(mask, chunk)
 
-    return switch_on_count(count, capacities(batch * n_pre), gathered, dense, values, weight)
+        def step(start, out):
+            flat = lax.dynamic_slice_in_dim(idx, start, chunk)
+            b, v, pos, tgt = _synapses_of(flat, spikes.shape, values, indptr, indices, max_row, n_post)
+            w = weight if weight.ndim == 0 else weight.at[pos].get(mode="fill", fill_value=0)
+            return out.at[b, tgt].add(v * w, mode="drop")
+
+        return chunked_loop(count, chunk, step, jnp.zeros((batch, n_post), dtype))
+
+    return lax.cond(_use_event(count, max_row, batch, n_syn), event, dense, values, weight)
 
 
 def _abstract(spikes, weight, indptr, indices, *, n_post, max_row, float_as_event, path):
@@ -141,7 +163,6 @@ def _weight_cotangent(cotangent, spikes, indptr, indices, weight_aval, *, n_post
     n_syn = indices.shape[0]
     values = spike_values(spikes, cotangent.dtype, float_as_event)
     scalar = len(weight_aval.shape) == 0
-    ct_padded = jnp.pad(cotangent, ((0, 1), (0, 1)))  # padding slots read zeros
 
     def dense(values, cotangent):
         pre = csr_pre_indices(indptr, n_syn)
@@ -150,16 +171,26 @@ def _weight_cotangent(cotangent, spikes, indptr, indices, weight_aval, *, n_post
 
     if path == "dense" or max_row == 0 or batch == 0:
         return dense(values, cotangent).astype(weight_aval.dtype)
+    mask = spikes.reshape(-1) != 0
+    count = jnp.sum(mask, dtype=jnp.int32)
+    chunk = _chunk_pairs(max_row)
 
-    def gathered(cap, values, cotangent):
-        b, v, pos, tgt = _active_synapses(cap, spikes, values, indptr, indices, max_row, n_post)
-        contrib = v * ct_padded[jnp.minimum(b, batch), tgt]
-        if scalar:
-            return jnp.sum(contrib)
-        return jnp.zeros((n_syn,), contrib.dtype).at[pos].add(contrib, mode="drop")
+    def event(values, cotangent):
+        idx = active_indices(mask, chunk)
+        ct_padded = jnp.pad(cotangent, ((0, 1), (0, 1)))  # padding slots read zeros
 
-    count = jnp.sum(spikes != 0, dtype=jnp.int32)
-    out = switch_on_count(count, capacities(batch * n_pre), gathered, dense, values, cotangent)
+        def step(start, grad):
+            flat = lax.dynamic_slice_in_dim(idx, start, chunk)
+            b, v, pos, tgt = _synapses_of(flat, spikes.shape, values, indptr, indices, max_row, n_post)
+            contrib = v * ct_padded[jnp.minimum(b, batch), tgt]
+            if scalar:
+                return grad + jnp.sum(contrib)
+            return grad.at[pos].add(contrib, mode="drop")
+
+        init = jnp.zeros((), cotangent.dtype) if scalar else jnp.zeros((n_syn,), cotangent.dtype)
+        return chunked_loop(count, chunk, step, init)
+
+    out = lax.cond(_use_event(count, max_row, batch, n_syn), event, dense, values, cotangent)
     return out.astype(weight_aval.dtype)
 
 
@@ -184,8 +215,6 @@ def _batch(args, dims, **params):
         n_map = weight.shape[w_dim]
         spikes = batching.bdim_at_front(spikes, s_dim, n_map)
         weight = jnp.moveaxis(weight, w_dim, 0)
-        from jax import lax
-
         out = lax.map(lambda sw: csr_event_matmat_p.bind(sw[0], sw[1], indptr, indices, **params), (spikes, weight))
         return out, 0
     spikes = jnp.moveaxis(spikes, s_dim, 0)
