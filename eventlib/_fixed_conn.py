@@ -208,7 +208,8 @@ _COMMON_DOC = """
 
 
 class FixedNumConn(_SparseLayer):
-    """A fixed number of connections per neuron; dense-equivalent product.
+    (
+        """A fixed number of connections per neuron; dense-equivalent product.
 
     ``layer(x)`` equals ``x @ layer.to_dense()`` for any float input (rates,
     currents, spikes) at a cost proportional to the number of synapses.
@@ -227,7 +228,9 @@ class FixedNumConn(_SparseLayer):
       allow_multi_conn: False (default) draws distinct partners; True draws
         with replacement, so a pair may repeat and its weights add up
         (brainstate's default).
-    """ + _COMMON_DOC
+    """
+        + _COMMON_DOC
+    )
 
     def __init__(
         self,
@@ -256,7 +259,13 @@ class FixedNumConn(_SparseLayer):
             conn, fan_out = conn_lib.keep_afferent_rows(conn, afferent_ratio, self.seed), None
         self.conn_num = conn_num
         self._setup(
-            n_pre, n_post, conn, conn_weight, fan_out, param_type=param_type, path=path,
+            n_pre,
+            n_post,
+            conn,
+            conn_weight,
+            fan_out,
+            param_type=param_type,
+            path=path,
             name_for_warning=type(self).__name__,
         )
 
@@ -298,7 +307,8 @@ class EventFixedNumConn(FixedNumConn):
 
 
 class EventFixedProb(_SparseLayer):
-    """Sparse random connectivity, event-driven.
+    (
+        """Sparse random connectivity, event-driven.
 
     With a float ``conn_num = p``, each (pre, post) pair is connected
     independently with probability ``p``: no pair repeats, and in- and
@@ -319,7 +329,9 @@ class EventFixedProb(_SparseLayer):
         replacement (duplicates add up).
       float_as_event: count every nonzero input as one spike (brainstate's
         default); default False multiplies float inputs by their weights.
-    """ + _COMMON_DOC
+    """
+        + _COMMON_DOC
+    )
 
     def __init__(
         self,
@@ -355,7 +367,13 @@ class EventFixedProb(_SparseLayer):
         if afferent_ratio != 1.0:
             conn, fan_out = conn_lib.keep_afferent_rows(conn, afferent_ratio, self.seed), None
         self._setup(
-            n_pre, n_post, conn, conn_weight, fan_out, param_type=param_type, path=path,
+            n_pre,
+            n_post,
+            conn,
+            conn_weight,
+            fan_out,
+            param_type=param_type,
+            path=path,
             name_for_warning=type(self).__name__,
         )
 

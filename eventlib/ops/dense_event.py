@@ -177,9 +177,7 @@ def _batch(args, dims, *, float_as_event, path):
         return jnp.einsum("vbi,vij->vbj", values, weight.astype(dtype), precision=HIGHEST), 0
     spikes = jnp.moveaxis(spikes, s_dim, 0)
     n_map, batch, n_pre = spikes.shape
-    out = event_matmat_p.bind(
-        spikes.reshape(n_map * batch, n_pre), weight, float_as_event=float_as_event, path=path
-    )
+    out = event_matmat_p.bind(spikes.reshape(n_map * batch, n_pre), weight, float_as_event=float_as_event, path=path)
     return out.reshape(n_map, batch, -1), 0
 
 
