@@ -99,6 +99,15 @@ def _synapses_of(flat, spikes_shape, values, indptr, indices, max_row, n_post):
     return b[:, None], v[:, None], pos, tgt
 
 
+def _check_flat_size(batch: int, n_pre: int, n_post: int) -> None:
+    # The event path indexes the flattened spikes with int32.
+    if batch * n_pre >= 2**31:
+        raise ValueError(
+            f"a batch of {batch} rows of {n_pre} inputs is beyond int32 indexing; "
+            "split the batch into smaller calls"
+        )
+
+
 def _csr_event_portable(spikes, weight, indptr, indices, *, n_post, max_row, float_as_event, path):
     batch, n_pre = spikes.shape
     dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
@@ -114,6 +123,7 @@ def _csr_event_portable(spikes, weight, indptr, indices, *, n_post, max_row, flo
 
     if path == "dense" or max_row == 0 or batch == 0:
         return dense(values, weight)
+    _check_flat_size(batch, n_pre, n_post)
     mask = spikes.reshape(-1) != 0
     count = jnp.sum(mask, dtype=jnp.int32)
     chunk = _chunk_pairs(max_row)
@@ -271,10 +281,7 @@ def csr_event_matmul(
         max_row = int(np.max(np.diff(np.asarray(indptr)))) if n_pre else 0
     lead = spikes.shape[:-1]
     batch = int(np.prod(lead, dtype=np.int64))
-    if batch * n_pre >= 2**31:
-        raise ValueError(
-            f"spikes has {batch} x {n_pre} entries, beyond int32 indexing; split the batch into smaller calls"
-        )
+    _check_flat_size(batch, n_pre, n_post)
     out = csr_event_matmat_p.bind(
         spikes.reshape(batch, n_pre),
         weight,
