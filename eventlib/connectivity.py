@@ -318,6 +318,8 @@ def from_indices(pre, post, n_pre: int, n_post: int) -> tuple[Connectivity, np.n
     synapses.
     """
     pre, post = np.asarray(pre), np.asarray(post)
+    if pre.size == 0 and post.size == 0:  # an empty list is float64 to NumPy
+        pre, post = pre.astype(np.int64), post.astype(np.int64)
     if pre.ndim != 1 or post.shape != pre.shape:
         raise ValueError(
             f"pre_indices and post_indices must be 1-D arrays of equal length, got shapes {pre.shape} and {post.shape}"

@@ -30,7 +30,7 @@ def spike_values(spikes, dtype, float_as_event: bool):
     """What each input contributes: its value, or 1 where it is nonzero when
     ``float_as_event`` (and always for bool spikes)."""
     if spikes.dtype == jnp.bool_ or float_as_event:
-        return (spikes != 0).astype(dtype)
+        return spikes.astype(jnp.bool_).astype(dtype)
     return spikes.astype(dtype)
 
 
@@ -72,7 +72,7 @@ def _event_matmat_portable(spikes, weight, *, float_as_event, path):
 
     # Rows active in any batch row: each is read once and shared by the
     # whole batch (k_union x n_post weights instead of n_pre x n_post).
-    active = jnp.any(spikes != 0, axis=0)
+    active = jnp.any(spikes.astype(jnp.bool_), axis=0)
     count = jnp.sum(active, dtype=jnp.int32)
     chunk = _chunk_rows(batch)
 
@@ -131,7 +131,7 @@ def _event_outer(spikes, cotangent, weight_shape, weight_dtype, *, float_as_even
 
     if path == "dense" or batch == 0:
         return dense(values, cotangent).astype(weight_dtype)
-    active = jnp.any(spikes != 0, axis=0)
+    active = jnp.any(spikes.astype(jnp.bool_), axis=0)
     count = jnp.sum(active, dtype=jnp.int32)
     chunk = _chunk_rows(batch)
 
@@ -227,7 +227,7 @@ def homogeneous_matmul(spikes, weight, n_post: int, *, float_as_event: bool = Fa
     if float_as_event and jnp.issubdtype(spikes.dtype, jnp.floating):
         # Forward counts events; the derivative is straight-through.
         values = spikes.astype(dtype)
-        values = values + jax.lax.stop_gradient((spikes != 0).astype(dtype) - values)
+        values = values + jax.lax.stop_gradient(spikes.astype(jnp.bool_).astype(dtype) - values)
     else:
         values = spike_values(spikes, dtype, float_as_event)
     total = jnp.sum(values, axis=-1, keepdims=True)

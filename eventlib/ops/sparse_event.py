@@ -18,6 +18,7 @@ dense-equivalent path touches every synapse once per batch row.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -43,7 +44,8 @@ def coo_matmul(x, weight, pre, post, n_post: int):
     One gather and one scatter-add over all synapses per batch row;
     differentiable in ``x`` and ``weight`` by JAX's own rules.
     """
-    contrib = x[..., pre] * weight  # (..., n_synapses)
+    gathered = x[..., pre]  # (..., n_synapses)
+    contrib = gathered * jnp.broadcast_to(weight, gathered.shape)
     out = jnp.zeros((*x.shape[:-1], n_post), contrib.dtype)
     return out.at[..., post].add(contrib, mode="drop")
 
@@ -103,8 +105,7 @@ def _check_flat_size(batch: int, n_pre: int, n_post: int) -> None:
     # The event path indexes the flattened spikes with int32.
     if batch * n_pre >= 2**31:
         raise ValueError(
-            f"a batch of {batch} rows of {n_pre} inputs is beyond int32 indexing; "
-            "split the batch into smaller calls"
+            f"a batch of {batch} rows of {n_pre} inputs is beyond int32 indexing; split the batch into smaller calls"
         )
 
 
@@ -124,7 +125,7 @@ def _csr_event_portable(spikes, weight, indptr, indices, *, n_post, max_row, flo
     if path == "dense" or max_row == 0 or batch == 0:
         return dense(values, weight)
     _check_flat_size(batch, n_pre, n_post)
-    mask = spikes.reshape(-1) != 0
+    mask = spikes.reshape(-1).astype(jnp.bool_)
     count = jnp.sum(mask, dtype=jnp.int32)
     chunk = _chunk_pairs(max_row)
 
@@ -181,7 +182,7 @@ def _weight_cotangent(cotangent, spikes, indptr, indices, weight_aval, *, n_post
 
     if path == "dense" or max_row == 0 or batch == 0:
         return dense(values, cotangent).astype(weight_aval.dtype)
-    mask = spikes.reshape(-1) != 0
+    mask = spikes.reshape(-1).astype(jnp.bool_)
     count = jnp.sum(mask, dtype=jnp.int32)
     chunk = _chunk_pairs(max_row)
 
@@ -267,6 +268,11 @@ def csr_event_matmul(
     Returns:
       ``(..., n_post)`` array equal to ``spikes @ M`` to float32 rounding.
     """
+    if max_row is None:
+        if isinstance(indptr, jax.core.Tracer):
+            raise ValueError("max_row must be given when indptr is traced (for example a jit argument)")
+        host_indptr = np.asarray(indptr)
+        max_row = int(np.max(np.diff(host_indptr))) if host_indptr.shape[0] > 1 else 0
     spikes, weight = jnp.asarray(spikes), jnp.asarray(weight)
     indptr, indices = jnp.asarray(indptr), jnp.asarray(indices)
     _checks.spike_dtype(spikes.dtype)
@@ -277,8 +283,6 @@ def csr_event_matmul(
         raise ValueError(
             f"weight must be a scalar or have shape (n_synapses,) = {indices.shape}, got shape {weight.shape}"
         )
-    if max_row is None:
-        max_row = int(np.max(np.diff(np.asarray(indptr)))) if n_pre else 0
     lead = spikes.shape[:-1]
     batch = int(np.prod(lead, dtype=np.int64))
     _check_flat_size(batch, n_pre, n_post)
