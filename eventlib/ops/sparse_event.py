@@ -26,7 +26,7 @@ from jax.core import ShapedArray
 from jax.interpreters import ad, batching
 
 from .. import _checks
-from ._dispatch import HIGHEST, active_indices, chunked_loop, make_primitive, which_path
+from ._dispatch import HIGHEST, active_indices, make_primitive, which_path
 from .dense_event import spike_values
 
 __all__ = ["csr_event_matmul", "coo_matmul", "csr_to_dense", "sparse_matmul_reference", "csr_pre_indices"]
@@ -67,38 +67,35 @@ def sparse_matmul_reference(spikes, weight, indptr, indices, n_post: int, *, flo
 # -- portable event-driven path ---------------------------------------------
 
 
-def _chunk_pairs(max_row: int) -> int:
-    # Active (batch row, input) pairs per loop step: about 8k synapse slots.
-    return max(1, min(256, 8192 // max(max_row, 1)))
-
-
 def _use_event(count, max_row: int, batch: int, n_synapses: int):
     # Event work: max_row slots per active pair; dense-equivalent work: every
     # synapse once per batch row.
     return count.astype(jnp.float32) * max_row <= float(batch) * float(max(n_synapses, 1))
 
 
-def _synapses_of(flat, spikes_shape, values, indptr, indices, max_row, n_post):
-    """The synapses of the active (batch row, input) pairs ``flat`` (indices
-    into the flattened spikes; padding equals ``batch * n_pre``).
+def _row_window(i, indptr, indices, max_row: int, n_post: int):
+    """Row ``i``'s synapses as one contiguous window of ``max_row`` slots.
 
-    Returns batch rows ``b (c, 1)``, input values ``v (c, 1)``, synapse
-    positions ``pos (c, max_row)`` and targets ``tgt (c, max_row)``; padding
-    and slots past a row's end get target ``n_post`` (out of bounds, so
-    scatters drop them) and position ``n_synapses``.
+    The window starts at the row (moved back where the row ends near the
+    array's end, so that it always fits: ``n_synapses >= max_row``). Returns
+    the first position, a mask of the slots that belong to row ``i``, and
+    the targets with ``n_post`` (out of bounds: scatters drop it) elsewhere.
+    One dynamic slice reads it: on CPU, about 3x faster than gathering the
+    same slots one by one.
     """
-    batch, n_pre = spikes_shape
-    n_syn = indices.shape[0]
-    b, i = flat // n_pre, flat % n_pre
-    v = values.reshape(-1).at[flat].get(mode="fill", fill_value=0)
-    start = indptr[i]
-    length = jnp.where(flat < batch * n_pre, indptr[i + 1] - start, 0)
-    offset = jnp.arange(max_row, dtype=jnp.int32)
-    valid = offset[None, :] < length[:, None]
+    start, end = indptr[i], indptr[i + 1]
+    first = jnp.minimum(start, indices.shape[0] - max_row)
     # int32 is safe: construction guarantees n_synapses + max_row < 2**31.
-    pos = jnp.where(valid, start[:, None] + offset[None, :], n_syn)
-    tgt = indices.at[pos].get(mode="fill", fill_value=n_post)
-    return b[:, None], v[:, None], pos, tgt
+    pos = first + jnp.arange(max_row, dtype=jnp.int32)
+    inside = (pos >= start) & (pos < end)
+    tgt = jnp.where(inside, lax.dynamic_slice_in_dim(indices, first, max_row), n_post)
+    return first, inside, tgt
+
+
+def _active_pairs(spikes):
+    """The active (batch row, input) pairs as flat indices, and their count."""
+    mask = spikes.reshape(-1).astype(jnp.bool_)
+    return active_indices(mask, 0), jnp.sum(mask, dtype=jnp.int32)
 
 
 def _check_flat_size(batch: int, n_pre: int, n_post: int) -> None:
@@ -125,20 +122,25 @@ def _csr_event_portable(spikes, weight, indptr, indices, *, n_post, max_row, flo
     if path == "dense" or max_row == 0 or batch == 0:
         return dense(values, weight)
     _check_flat_size(batch, n_pre, n_post)
-    mask = spikes.reshape(-1).astype(jnp.bool_)
-    count = jnp.sum(mask, dtype=jnp.int32)
-    chunk = _chunk_pairs(max_row)
+    flat_idx, count = _active_pairs(spikes)
+    flat_values = values.reshape(-1)
 
     def event(values, weight):
-        idx = active_indices(mask, chunk)
+        # One active (batch row, input) pair per loop step: its row's targets
+        # are read as one window and scattered into the output. (Unrolling
+        # several pairs per step did not help on CPU.)
+        def step(j, out):
+            flat = flat_idx[j]
+            b, i = flat // n_pre, flat % n_pre
+            first, _, tgt = _row_window(i, indptr, indices, max_row, n_post)
+            w = weight if weight.ndim == 0 else lax.dynamic_slice_in_dim(weight, first, max_row)
+            contrib = flat_values[flat] * w
+            if batch == 1:
+                return out.at[tgt].add(contrib, mode="drop")
+            return out.at[b, tgt].add(contrib, mode="drop")
 
-        def step(start, out):
-            flat = lax.dynamic_slice_in_dim(idx, start, chunk)
-            b, v, pos, tgt = _synapses_of(flat, spikes.shape, values, indptr, indices, max_row, n_post)
-            w = weight if weight.ndim == 0 else weight.at[pos].get(mode="fill", fill_value=0)
-            return out.at[b, tgt].add(v * w, mode="drop")
-
-        return chunked_loop(count, chunk, step, jnp.zeros((batch, n_post), dtype))
+        shape = (n_post,) if batch == 1 else (batch, n_post)
+        return lax.fori_loop(0, count, step, jnp.zeros(shape, dtype)).reshape(batch, n_post)
 
     return lax.cond(_use_event(count, max_row, batch, n_syn), event, dense, values, weight)
 
@@ -170,6 +172,8 @@ def _weight_cotangent(cotangent, spikes, indptr, indices, weight_aval, *, n_post
     """d(out)/d(weight) applied to ``cotangent``: for synapse s of row i,
     ``sum_b values[b, i] * cotangent[b, indices[s]]`` -- visiting only the
     active rows; a scalar weight gets the sum over all of them."""
+    # In a transpose rule the primal spikes may be a NumPy constant.
+    spikes = jnp.asarray(spikes)
     batch, n_pre = spikes.shape
     n_syn = indices.shape[0]
     values = spike_values(spikes, cotangent.dtype, float_as_event)
@@ -182,24 +186,24 @@ def _weight_cotangent(cotangent, spikes, indptr, indices, weight_aval, *, n_post
 
     if path == "dense" or max_row == 0 or batch == 0:
         return dense(values, cotangent).astype(weight_aval.dtype)
-    mask = spikes.reshape(-1).astype(jnp.bool_)
-    count = jnp.sum(mask, dtype=jnp.int32)
-    chunk = _chunk_pairs(max_row)
+    indptr, indices = lax.optimization_barrier((indptr, indices))
+    flat_idx, count = _active_pairs(spikes)
+    flat_values = values.reshape(-1)
 
     def event(values, cotangent):
-        idx = active_indices(mask, chunk)
-        ct_padded = jnp.pad(cotangent, ((0, 1), (0, 1)))  # padding slots read zeros
-
-        def step(start, grad):
-            flat = lax.dynamic_slice_in_dim(idx, start, chunk)
-            b, v, pos, tgt = _synapses_of(flat, spikes.shape, values, indptr, indices, max_row, n_post)
-            contrib = v * ct_padded[jnp.minimum(b, batch), tgt]
+        def step(j, grad):
+            flat = flat_idx[j]
+            b, i = flat // n_pre, flat % n_pre
+            first, inside, tgt = _row_window(i, indptr, indices, max_row, n_post)
+            ct_row = lax.dynamic_index_in_dim(cotangent, b, keepdims=False)
+            contrib = flat_values[flat] * ct_row.at[tgt].get(mode="fill", fill_value=0)
             if scalar:
                 return grad + jnp.sum(contrib)
+            pos = jnp.where(inside, first + jnp.arange(max_row, dtype=jnp.int32), n_syn)
             return grad.at[pos].add(contrib, mode="drop")
 
         init = jnp.zeros((), cotangent.dtype) if scalar else jnp.zeros((n_syn,), cotangent.dtype)
-        return chunked_loop(count, chunk, step, init)
+        return lax.fori_loop(0, count, step, init)
 
     out = lax.cond(_use_event(count, max_row, batch, n_syn), event, dense, values, cotangent)
     return out.astype(weight_aval.dtype)
