@@ -76,6 +76,8 @@ class ConnectivityState(brainstate.State):
 class _SparseLayer(brainstate.nn.Module):
     """Shared storage, weights and export of the connectivity layers."""
 
+    _dense_equivalent = False  # True for the layer whose product visits every synapse
+
     def _setup(self, in_size, out_size, conn, conn_weight, fan_out, *, param_type, path, name_for_warning):
         self.in_size = (conn.n_pre,)
         self.out_size = (conn.n_post,)
@@ -84,6 +86,11 @@ class _SparseLayer(brainstate.nn.Module):
         self.max_row = conn.max_row
         self.conn_indptr = ConnectivityState(jnp.asarray(conn.indptr))
         self.conn_indices = ConnectivityState(jnp.asarray(conn.indices))
+        if self._dense_equivalent:
+            # The float product visits every synapse on every call and needs
+            # each one's presynaptic row: stored (4 bytes per synapse) rather
+            # than recomputed, which costs more than the product itself.
+            self.conn_pre = ConnectivityState(jnp.asarray(conn.pre_indices()))
         shapes = [(), (conn.n_synapses,)]
         init_shape = (conn.n_synapses,)
         if fan_out is not None:  # brainstate's per-synapse layout (n_pre, conn_num)
@@ -112,7 +119,8 @@ class _SparseLayer(brainstate.nn.Module):
     def nbytes(self) -> int:
         """Bytes held by the connectivity and its weights."""
         w, _ = _units.split(self.weight.value)
-        return int(self.indptr.nbytes + self.indices.nbytes + jnp.asarray(w).nbytes)
+        pre = self.conn_pre.value.nbytes if self._dense_equivalent else 0
+        return int(self.indptr.nbytes + self.indices.nbytes + pre + jnp.asarray(w).nbytes)
 
     def _weight_vector(self):
         w, unit = _units.split(self.weight.value)
@@ -232,6 +240,8 @@ class FixedNumConn(_SparseLayer):
         + _COMMON_DOC
     )
 
+    _dense_equivalent = True
+
     def __init__(
         self,
         in_size,
@@ -279,9 +289,8 @@ class FixedNumConn(_SparseLayer):
         ``(..., n_post)``, equal to ``x @ self.to_dense()``."""
         x, x_unit = self._check_input(x)
         w, w_unit = self._weight_vector()
-        pre = csr_pre_indices(self.indptr, self.n_synapses)
         dtype = _checks.out_dtype(x.dtype, w.dtype)
-        out = coo_matmul(x.astype(dtype), w.astype(dtype), pre, self.indices, self.n_post)
+        out = coo_matmul(x.astype(dtype), w.astype(dtype), self.conn_pre.value, self.indices, self.n_post)
         return _units.attach(out, x_unit, w_unit)
 
 
@@ -297,6 +306,8 @@ class EventFixedNumConn(FixedNumConn):
         default False multiplies float inputs by their weights, as the dense
         product does.
     """
+
+    _dense_equivalent = False
 
     def _configure(self, float_as_event: bool = False):
         self.float_as_event = bool(float_as_event)

@@ -11,9 +11,11 @@ Paths
     product; for stored connectivity, one pass over every synapse). Exact,
     never event-driven; useful as a reference and at very high activity.
 ``'auto'``
-    The default: currently ``'event'`` on every backend. The event path itself
-    switches to the dense computation when the active count measured at run
-    time makes that cheaper (a ``lax.cond`` on the count).
+    The default: currently ``'event'`` on every backend. With a dense weight
+    the event path itself switches to the dense product when the active count
+    measured at run time makes that cheaper (a ``lax.cond`` on the count);
+    with stored connectivity it never does, since one pass over every synapse
+    measured slower than the event loop even with every input active.
 
 :func:`which_path` tells what a call would run; :func:`set_default_path`
 forces a path process-wide, and every operator and layer takes ``path=``.
@@ -92,6 +94,31 @@ def chunked_loop(count, chunk: int, body, init):
     2 * chunk, ... below ``count`` (a traced integer)."""
     n_chunks = (count + chunk - 1) // chunk
     return lax.fori_loop(0, n_chunks, lambda j, carry: body(j * chunk, carry), init)
+
+
+def smooth_in_spikes(event_fn, dense_fn):
+    """``event_fn(spikes, cotangent)``, linear in the cotangent, with the
+    derivative in float spikes of its dense form ``dense_fn(dspikes, cotangent)``.
+
+    An event-driven gradient visits the active inputs only, so left to JAX's
+    own rules its derivative in the spikes would miss every spike that is
+    exactly zero; second derivatives (``jax.hessian``) would be wrong there.
+    """
+
+    @jax.custom_jvp
+    def fn(spikes, cotangent):
+        return event_fn(spikes, cotangent)
+
+    @fn.defjvp
+    def fn_jvp(primals, tangents):
+        spikes, cotangent = primals
+        dspikes, dcotangent = tangents
+        tangent = event_fn(spikes, dcotangent)
+        if jnp.issubdtype(spikes.dtype, jnp.floating):
+            tangent = tangent + dense_fn(dspikes, cotangent)
+        return event_fn(spikes, cotangent), tangent
+
+    return fn
 
 
 # ---------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from jax.core import ShapedArray
 from jax.interpreters import ad, batching
 
 from .. import _checks
-from ._dispatch import HIGHEST, active_indices, chunked_loop, make_primitive, which_path
+from ._dispatch import HIGHEST, active_indices, chunked_loop, make_primitive, smooth_in_spikes, which_path
 
 __all__ = ["event_matmul", "event_matmul_reference", "spike_values"]
 
@@ -178,10 +178,12 @@ def _transpose(cotangent, spikes, weight, *, float_as_event, path):
         raise NotImplementedError("event_matmul is not linear in the spikes")
     if type(cotangent) is ad.Zero:
         return None, ad.Zero(weight.aval)
-    dweight = _event_outer(
-        spikes, cotangent, weight.aval.shape, weight.aval.dtype, float_as_event=float_as_event, path=path
+    shape, dtype = weight.aval.shape, weight.aval.dtype
+    outer = smooth_in_spikes(
+        lambda s, ct: _event_outer(s, ct, shape, dtype, float_as_event=float_as_event, path=path),
+        lambda ds, ct: jnp.matmul(ds.astype(ct.dtype).T, ct, precision=HIGHEST).astype(dtype),
     )
-    return None, dweight
+    return None, outer(jnp.asarray(spikes), cotangent)
 
 
 ad.primitive_transposes[event_matmat_p] = _transpose
