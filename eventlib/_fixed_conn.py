@@ -35,7 +35,9 @@ def _resolve_seed(seed) -> int:
         return int(np.random.randint(0, 2**31 - 1))
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an int or None, got {seed!r}")
-    return int(seed) & 0xFFFFFFFF
+    if not 0 <= seed < 2**32:  # the hash takes 32 bits: a wider seed would alias
+        raise ValueError(f"seed must lie in [0, 2**32), got {seed}")
+    return int(seed)
 
 
 def _count(conn_num, n_available: int) -> int:
@@ -171,15 +173,15 @@ class _SparseLayer(brainstate.nn.Module):
     def _configure(self, float_as_event: bool = False):
         self.float_as_event = bool(float_as_event)
 
-    def _check_input(self, x):
+    def _check_input(self, x, name: str):
         x, unit = _units.split(x)
         x = jnp.asarray(x)
-        _checks.spike_dtype(x.dtype, "x")
-        _checks.spikes_shape(x.shape, self.n_pre, "x")
+        _checks.spike_dtype(x.dtype, name)
+        _checks.spikes_shape(x.shape, self.n_pre, name)
         return x, unit
 
     def _event_update(self, spikes):
-        s, s_unit = self._check_input(spikes)
+        s, s_unit = self._check_input(spikes, "spikes")
         w, w_unit = self._weight_vector()
         out = csr_event_matmul(
             s,
@@ -287,7 +289,7 @@ class FixedNumConn(_SparseLayer):
     def update(self, x):
         """Input ``x`` of shape ``(..., n_pre)`` (float, integer or bool) to
         ``(..., n_post)``, equal to ``x @ self.to_dense()``."""
-        x, x_unit = self._check_input(x)
+        x, x_unit = self._check_input(x, "x")
         w, w_unit = self._weight_vector()
         dtype = _checks.out_dtype(x.dtype, w.dtype)
         out = coo_matmul(x.astype(dtype), w.astype(dtype), self.conn_pre.value, self.indices, self.n_post)
