@@ -29,8 +29,12 @@ lint: .venv-newest/ready
 	.venv-newest/bin/ruff check eventlib tests benchmarks
 	.venv-newest/bin/ruff format --check eventlib tests benchmarks
 
-test-%: .venv-%/ready
-	.venv-$*/bin/python -m pytest $(PYTEST_ARGS)
+# Explicit rules: make skips pattern rules for .PHONY targets.
+test-oldest: .venv-oldest/ready
+	.venv-oldest/bin/python -m pytest $(PYTEST_ARGS)
+
+test-newest: .venv-newest/ready
+	.venv-newest/bin/python -m pytest $(PYTEST_ARGS)
 
 test: lint test-oldest test-newest
 
