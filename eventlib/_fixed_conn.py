@@ -80,7 +80,19 @@ class _SparseLayer(brainstate.nn.Module):
 
     _dense_equivalent = False  # True for the layer whose product visits every synapse
 
-    def _setup(self, in_size, out_size, conn, conn_weight, fan_out, *, param_type, path, name_for_warning):
+    def _random_setup(self, build, conn_weight, *, efferent_target, afferent_ratio, allow_multi_conn, seed, **kwargs):
+        """Record the common arguments, build the connectivity with
+        ``build(seed) -> (connectivity, fan_out or None)``, keep the afferent
+        fraction, and set up storage and weights."""
+        self.efferent_target = _check_target(efferent_target)
+        self.allow_multi_conn = bool(allow_multi_conn)
+        self.seed = _resolve_seed(seed)
+        conn, fan_out = build(self.seed)
+        if afferent_ratio != 1.0:
+            conn, fan_out = conn_lib.keep_afferent_rows(conn, afferent_ratio, self.seed), None
+        self._setup(conn, conn_weight, fan_out, **kwargs)
+
+    def _setup(self, conn, conn_weight, fan_out, *, param_type, path):
         self.in_size = (conn.n_pre,)
         self.out_size = (conn.n_post,)
         self.n_pre, self.n_post = conn.n_pre, conn.n_post
@@ -99,7 +111,7 @@ class _SparseLayer(brainstate.nn.Module):
             shapes.append((conn.n_pre, fan_out))
             init_shape = (conn.n_pre, fan_out)
         self.weight = param_type(init_param(conn_weight, init_shape, "conn_weight", shapes))
-        conn_lib.warn_if_empty(conn, name_for_warning)
+        conn_lib.warn_if_empty(conn, type(self).__name__)
 
     @property
     def indptr(self):
@@ -165,9 +177,7 @@ class _SparseLayer(brainstate.nn.Module):
         brainstate.nn.Module.__init__(layer, name=name)
         layer.seed = None
         layer._configure(**kwargs)
-        layer._setup(
-            n_pre, n_post, conn, conn_weight, None, param_type=param_type, path=path, name_for_warning=cls.__name__
-        )
+        layer._setup(conn, conn_weight, None, param_type=param_type, path=path)
         return layer
 
     def _configure(self, float_as_event: bool = False):
@@ -262,23 +272,17 @@ class FixedNumConn(_SparseLayer):
     ):
         super().__init__(name=name)
         n_pre, n_post = _checks.size(in_size, "in_size"), _checks.size(out_size, "out_size")
-        self.efferent_target = _check_target(efferent_target)
-        self.allow_multi_conn = bool(allow_multi_conn)
-        self.seed = _resolve_seed(seed)
         self._configure(**kwargs)
-        conn, fan_out = _fixed_num(n_pre, n_post, conn_num, self.efferent_target, self.allow_multi_conn, self.seed)
-        if afferent_ratio != 1.0:
-            conn, fan_out = conn_lib.keep_afferent_rows(conn, afferent_ratio, self.seed), None
         self.conn_num = conn_num
-        self._setup(
-            n_pre,
-            n_post,
-            conn,
+        self._random_setup(
+            lambda seed: _fixed_num(n_pre, n_post, conn_num, efferent_target, allow_multi_conn, seed),
             conn_weight,
-            fan_out,
+            efferent_target=efferent_target,
+            afferent_ratio=afferent_ratio,
+            allow_multi_conn=allow_multi_conn,
+            seed=seed,
             param_type=param_type,
             path=path,
-            name_for_warning=type(self).__name__,
         )
 
     def _configure(self, **kwargs):
@@ -364,30 +368,30 @@ class EventFixedProb(_SparseLayer):
     ):
         super().__init__(name=name)
         n_pre, n_post = _checks.size(in_size, "in_size"), _checks.size(out_size, "out_size")
-        self.efferent_target = _check_target(efferent_target)
-        self.allow_multi_conn = bool(allow_multi_conn)
-        self.seed = _resolve_seed(seed)
         self.float_as_event = bool(float_as_event)
         self.conn_num = conn_num
         if isinstance(conn_num, (bool, np.bool_)) or not isinstance(conn_num, numbers.Real):
             raise TypeError(f"conn_num must be a float probability or an int count, got {conn_num!r}")
         if isinstance(conn_num, numbers.Integral):
-            conn, fan_out = _fixed_num(n_pre, n_post, conn_num, self.efferent_target, self.allow_multi_conn, self.seed)
             self.prob = None
+
+            def build(seed):
+                return _fixed_num(n_pre, n_post, conn_num, efferent_target, allow_multi_conn, seed)
         else:
             self.prob = _checks.probability(conn_num, "conn_num")
-            conn, fan_out = conn_lib.fixed_prob(n_pre, n_post, self.prob, self.seed), None
-        if afferent_ratio != 1.0:
-            conn, fan_out = conn_lib.keep_afferent_rows(conn, afferent_ratio, self.seed), None
-        self._setup(
-            n_pre,
-            n_post,
-            conn,
+
+            def build(seed):
+                return conn_lib.fixed_prob(n_pre, n_post, self.prob, seed), None
+
+        self._random_setup(
+            build,
             conn_weight,
-            fan_out,
+            efferent_target=efferent_target,
+            afferent_ratio=afferent_ratio,
+            allow_multi_conn=allow_multi_conn,
+            seed=seed,
             param_type=param_type,
             path=path,
-            name_for_warning=type(self).__name__,
         )
 
     def update(self, spikes):
