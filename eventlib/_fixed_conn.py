@@ -98,13 +98,15 @@ class _SparseLayer(brainstate.nn.Module):
         self.n_pre, self.n_post = conn.n_pre, conn.n_post
         self.path = _dispatch.check_path(path)
         self.max_row = conn.max_row
-        self.conn_indptr = ConnectivityState(jnp.asarray(conn.indptr))
-        self.conn_indices = ConnectivityState(jnp.asarray(conn.indices))
+        arrays = {"indptr": jnp.asarray(conn.indptr), "indices": jnp.asarray(conn.indices)}
         if self._dense_equivalent:
             # The float product visits every synapse on every call and needs
             # each one's presynaptic row: stored (4 bytes per synapse) rather
             # than recomputed, which costs more than the product itself.
-            self.conn_pre = ConnectivityState(jnp.asarray(conn.pre_indices()))
+            arrays["pre"] = jnp.asarray(conn.pre_indices())
+        # One state for all index arrays: brainstate.transform.jit pays a
+        # per-state cost on every call.
+        self.connectivity = ConnectivityState(arrays)
         shapes = [(), (conn.n_synapses,)]
         init_shape = (conn.n_synapses,)
         if fan_out is not None:  # brainstate's per-synapse layout (n_pre, conn_num)
@@ -117,12 +119,12 @@ class _SparseLayer(brainstate.nn.Module):
     def indptr(self):
         """int32 ``(n_pre + 1,)``: row ``i``'s synapses are positions
         ``indptr[i]`` to ``indptr[i + 1] - 1``."""
-        return self.conn_indptr.value
+        return self.connectivity.value["indptr"]
 
     @property
     def indices(self):
         """int32 ``(n_synapses,)``: the postsynaptic target of each synapse."""
-        return self.conn_indices.value
+        return self.connectivity.value["indices"]
 
     @property
     def n_synapses(self) -> int:
@@ -133,8 +135,8 @@ class _SparseLayer(brainstate.nn.Module):
     def nbytes(self) -> int:
         """Bytes held by the connectivity and its weights."""
         w, _ = _units.split(self.weight.value)
-        pre = self.conn_pre.value.nbytes if self._dense_equivalent else 0
-        return int(self.indptr.nbytes + self.indices.nbytes + pre + jnp.asarray(w).nbytes)
+        index_bytes = sum(a.nbytes for a in self.connectivity.value.values())
+        return int(index_bytes + jnp.asarray(w).nbytes)
 
     def _weight_vector(self):
         w, unit = _units.split(self.weight.value)
@@ -296,7 +298,7 @@ class FixedNumConn(_SparseLayer):
         x, x_unit = self._check_input(x, "x")
         w, w_unit = self._weight_vector()
         dtype = _checks.out_dtype(x.dtype, w.dtype)
-        out = coo_matmul(x.astype(dtype), w.astype(dtype), self.conn_pre.value, self.indices, self.n_post)
+        out = coo_matmul(x.astype(dtype), w.astype(dtype), self.connectivity.value["pre"], self.indices, self.n_post)
         return _units.attach(out, x_unit, w_unit)
 
 

@@ -333,7 +333,11 @@ def test_synapses_and_storage(rng, name, kind):
     assert_exact(layer.to_dense(), dense_from_synapses(pre, post, w, N_PRE, N_POST))
     # nbytes is what the layer's states hold: at least the int32 CSR arrays
     # and the float32 weights, and nothing of size n_pre x n_post.
-    held = sum(mantissa(state.value).nbytes for state in layer.states().values())
+    held = sum(
+        np.asarray(mantissa(leaf)).nbytes
+        for state in layer.states().values()
+        for leaf in jax.tree.leaves(state.value, is_leaf=lambda x: isinstance(x, u.Quantity))
+    )
     assert layer.nbytes == held
     weight_bytes = 4 if kind == "scalar" else 4 * layer.n_synapses
     assert 4 * (N_PRE + 1) + 4 * layer.n_synapses + weight_bytes <= layer.nbytes < 4 * N_PRE * N_POST

@@ -89,6 +89,15 @@ def active_indices(mask, chunk: int):
     return jnp.full((n + chunk,), n, jnp.int32).at[slot].set(jnp.arange(n, dtype=jnp.int32), mode="drop")
 
 
+def count_active(mask):
+    """Number of True entries of ``mask``, as int32."""
+    if mask.size < 2**24:
+        # XLA:CPU sums float32 about 6x faster than bool-as-int32 (measured
+        # 5 vs 32 us at 20000 entries); float32 counts are exact below 2**24.
+        return jnp.sum(mask.astype(jnp.float32)).astype(jnp.int32)
+    return jnp.sum(mask, dtype=jnp.int32)
+
+
 def chunked_loop(count, chunk: int, body, init):
     """``init`` folded through ``body(start, carry)`` for start = 0, chunk,
     2 * chunk, ... below ``count`` (a traced integer)."""

@@ -21,7 +21,7 @@ from jax.core import ShapedArray
 from jax.interpreters import ad, batching
 
 from .. import _checks
-from ._dispatch import HIGHEST, active_indices, chunked_loop, make_primitive, smooth_in_spikes, which_path
+from ._dispatch import HIGHEST, active_indices, chunked_loop, count_active, make_primitive, smooth_in_spikes, which_path
 
 __all__ = ["event_matmul", "event_matmul_reference", "spike_values"]
 
@@ -105,7 +105,7 @@ def _event_matmat_portable(spikes, weight, *, float_as_event, path):
     # Rows active in any batch row: each is read once and shared by the
     # whole batch (k_union x n_post weights instead of n_pre x n_post).
     active = jnp.any(spikes.astype(jnp.bool_), axis=0)
-    count = jnp.sum(active, dtype=jnp.int32)
+    count = count_active(active)
 
     def event(values, weight):
         if batch == 1:
@@ -156,7 +156,7 @@ def _event_outer(spikes, cotangent, weight_shape, weight_dtype, *, float_as_even
     if path == "dense" or batch == 0:
         return dense(values, cotangent).astype(weight_dtype)
     active = jnp.any(spikes.astype(jnp.bool_), axis=0)
-    count = jnp.sum(active, dtype=jnp.int32)
+    count = count_active(active)
 
     def event(values, cotangent):
         idx = active_indices(active, _CHUNK)

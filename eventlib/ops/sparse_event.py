@@ -26,7 +26,7 @@ from jax.core import ShapedArray
 from jax.interpreters import ad, batching
 
 from .. import _checks
-from ._dispatch import HIGHEST, active_indices, make_primitive, smooth_in_spikes, which_path
+from ._dispatch import HIGHEST, active_indices, count_active, make_primitive, smooth_in_spikes, which_path
 from .dense_event import spike_values
 
 __all__ = ["csr_event_matmul", "coo_matmul", "csr_to_dense", "sparse_matmul_reference", "csr_pre_indices"]
@@ -92,7 +92,7 @@ def _row_window(i, indptr, indices, max_row: int, n_post: int):
 def _active_pairs(spikes):
     """The active (batch row, input) pairs as flat indices, and their count."""
     mask = spikes.reshape(-1).astype(jnp.bool_)
-    return active_indices(mask, 0), jnp.sum(mask, dtype=jnp.int32)
+    return active_indices(mask, 0), count_active(mask)
 
 
 def _check_flat_size(batch: int, n_pre: int, n_post: int) -> None:
