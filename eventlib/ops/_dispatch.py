@@ -132,9 +132,10 @@ def smooth_in_spikes(event_fn, dense_fn):
 
 # ---------------------------------------------------------------------------
 # Primitives: the operators are JAX primitives so that vmap merges batch
-# dimensions into one batched call (instead of running every switch branch),
-# gradients use event-driven transpose rules, and a backend-specific kernel
-# can later be registered as another lowering of the same primitive.
+# dimensions into one batched call (a vmapped cond runs both branches, and a
+# vmapped loop runs as long as its longest member), gradients use
+# event-driven transpose rules, and a backend-specific kernel can later be
+# registered as another lowering of the same primitive.
 
 
 def make_primitive(name: str, impl, abstract_eval) -> Primitive:
