@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 SPIKE_KINDS = ("bool", "int", "float")
@@ -103,3 +105,22 @@ def check_binomial_degrees(degrees, n: int, p: float, n_sd: float = 6.0) -> None
     mean, var = n * p, n * p * (1 - p)
     assert abs(degrees.mean() - mean) <= n_sd * math.sqrt(var / m), (degrees.mean(), mean)
     assert abs(degrees.var(ddof=1) - var) <= n_sd * var * math.sqrt(2 / (m - 1)), (degrees.var(ddof=1), var)
+
+
+N_REC = 12
+
+
+def recurrent_loss(product, weight, xs, remat):
+    """A leaky recurrent network run with ``lax.scan`` (optionally with
+    ``jax.checkpoint`` on each step): the input of every step mixes external
+    spikes with the thresholded state, as in training through time."""
+
+    def step(v, x):
+        def update(v, x):
+            return 0.5 * v + product(x + (v > 0.1).astype(v.dtype) * v, weight)
+
+        v = (jax.checkpoint(update) if remat else update)(v, x)
+        return v, v
+
+    _, vs = jax.lax.scan(step, jnp.zeros(xs.shape[1:-1] + (N_REC,), jnp.float32), xs)
+    return jnp.sum(vs**2)

@@ -12,6 +12,7 @@ import pytest
 from helpers import (
     ACTIVITIES,
     BATCH_SHAPES,
+    N_REC,
     SPIKE_KINDS,
     assert_close,
     assert_exact,
@@ -22,6 +23,7 @@ from helpers import (
     make_spikes,
     n_active,
     random_synapses,
+    recurrent_loss,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -428,25 +430,6 @@ def test_jacobians(rng, weight_kind):
     for jac in (jax.jacfwd, jax.jacrev):
         assert_exact(jac(of_weight)(weight), jac_w)
         assert_exact(jac(of_spikes)(spikes), dense_of(conn, weight).T)
-
-
-N_REC = 12
-
-
-def recurrent_loss(product, weight, xs, remat):
-    """A leaky recurrent network run with ``lax.scan`` (optionally with
-    ``jax.checkpoint`` on each step): the input of every step mixes external
-    spikes with the thresholded state, as in training through time."""
-
-    def step(v, x):
-        def update(v, x):
-            return 0.5 * v + product(x + (v > 0.1).astype(v.dtype) * v, weight)
-
-        v = (jax.checkpoint(update) if remat else update)(v, x)
-        return v, v
-
-    _, vs = jax.lax.scan(step, jnp.zeros(xs.shape[1:-1] + (N_REC,), jnp.float32), xs)
-    return jnp.sum(vs**2)
 
 
 @pytest.mark.parametrize("remat", [False, True], ids=["scan", "scan_checkpoint"])

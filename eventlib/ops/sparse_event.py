@@ -89,13 +89,25 @@ def _row_window(i, indptr, indices, max_row: int, n_post: int):
     return first, inside, tgt
 
 
-def _active_pairs(spikes):
-    """The active (batch row, input) pairs as flat indices, and their count."""
+def _fold_active_pairs(spikes, values, indptr, indices, max_row: int, n_post: int, body, init):
+    """Fold ``body(b, value, first, inside, tgt, carry)`` over the active
+    (batch row ``b``, input) pairs, one pair per loop step, where ``first``,
+    ``inside`` and ``tgt`` describe the input's row window (:func:`_row_window`).
+    (Unrolling several pairs per step did not help on CPU.)"""
+    n_pre = spikes.shape[1]
     mask = spikes.reshape(-1).astype(jnp.bool_)
-    return active_indices(mask, 0), count_active(mask)
+    flat_idx, count = active_indices(mask, 0), count_active(mask)
+    flat_values = values.reshape(-1)
+
+    def step(j, carry):
+        flat = flat_idx[j]
+        first, inside, tgt = _row_window(flat % n_pre, indptr, indices, max_row, n_post)
+        return body(flat // n_pre, flat_values[flat], first, inside, tgt, carry)
+
+    return lax.fori_loop(0, count, step, init)
 
 
-def _check_flat_size(batch: int, n_pre: int, n_post: int) -> None:
+def _check_flat_size(batch: int, n_pre: int) -> None:
     # The event path indexes the flattened spikes with int32.
     if batch * n_pre >= 2**31:
         raise ValueError(
@@ -113,36 +125,22 @@ def _csr_event_portable(spikes, weight, indptr, indices, *, n_post, max_row, flo
     # barrier stops XLA from constant-folding work on them at compile time.
     indptr, indices = lax.optimization_barrier((indptr, indices))
 
-    def dense(values, weight):
-        return coo_matmul(values, weight, csr_pre_indices(indptr, n_syn), indices, n_post)
-
     if path == "dense" or max_row == 0 or batch == 0:
-        return dense(values, weight)
-    _check_flat_size(batch, n_pre, n_post)
-    flat_idx, count = _active_pairs(spikes)
-    flat_values = values.reshape(-1)
+        return coo_matmul(values, weight, csr_pre_indices(indptr, n_syn), indices, n_post)
+    _check_flat_size(batch, n_pre)
 
-    def event(values, weight):
-        # One active (batch row, input) pair per loop step: its row's targets
-        # are read as one window and scattered into the output. (Unrolling
-        # several pairs per step did not help on CPU.)
-        def step(j, out):
-            flat = flat_idx[j]
-            b, i = flat // n_pre, flat % n_pre
-            first, _, tgt = _row_window(i, indptr, indices, max_row, n_post)
-            w = weight if weight.ndim == 0 else lax.dynamic_slice_in_dim(weight, first, max_row)
-            contrib = flat_values[flat] * w
-            if batch == 1:
-                return out.at[tgt].add(contrib, mode="drop")
-            return out.at[b, tgt].add(contrib, mode="drop")
+    # Each active pair's targets are read as one window and scattered into
+    # the output. No switch to the dense-equivalent pass: one pass over every
+    # synapse measured slower than this loop even with every input active.
+    def add_row(b, value, first, inside, tgt, out):
+        w = weight if weight.ndim == 0 else lax.dynamic_slice_in_dim(weight, first, max_row)
+        if batch == 1:
+            return out.at[tgt].add(value * w, mode="drop")
+        return out.at[b, tgt].add(value * w, mode="drop")
 
-        shape = (n_post,) if batch == 1 else (batch, n_post)
-        return lax.fori_loop(0, count, step, jnp.zeros(shape, dtype)).reshape(batch, n_post)
-
-    # No switch to the dense-equivalent pass: one pass over every synapse
-    # (a gather and a scatter of n_synapses per batch row) measured slower
-    # than the event loop even with every input active.
-    return event(values, weight)
+    init = jnp.zeros((n_post,) if batch == 1 else (batch, n_post), dtype)
+    out = _fold_active_pairs(spikes, values, indptr, indices, max_row, n_post, add_row, init)
+    return out.reshape(batch, n_post)
 
 
 def _abstract(spikes, weight, indptr, indices, *, n_post, max_row, float_as_event, path):
@@ -190,25 +188,18 @@ def _weight_cotangent(cotangent, spikes, indptr, indices, weight_aval, *, n_post
     if path == "dense" or max_row == 0 or batch == 0:
         return _weight_cotangent_dense(values, cotangent, indptr, indices, scalar).astype(weight_aval.dtype)
     indptr, indices = lax.optimization_barrier((indptr, indices))
-    flat_idx, count = _active_pairs(spikes)
-    flat_values = values.reshape(-1)
 
-    def event(values, cotangent):
-        def step(j, grad):
-            flat = flat_idx[j]
-            b, i = flat // n_pre, flat % n_pre
-            first, inside, tgt = _row_window(i, indptr, indices, max_row, n_post)
-            ct_row = lax.dynamic_index_in_dim(cotangent, b, keepdims=False)
-            contrib = flat_values[flat] * ct_row.at[tgt].get(mode="fill", fill_value=0)
-            if scalar:
-                return grad + jnp.sum(contrib)
-            pos = jnp.where(inside, first + jnp.arange(max_row, dtype=jnp.int32), n_syn)
-            return grad.at[pos].add(contrib, mode="drop")
+    def gather_row(b, value, first, inside, tgt, grad):
+        ct_row = lax.dynamic_index_in_dim(cotangent, b, keepdims=False)
+        contrib = value * ct_row.at[tgt].get(mode="fill", fill_value=0)
+        if scalar:
+            return grad + jnp.sum(contrib)
+        pos = jnp.where(inside, first + jnp.arange(max_row, dtype=jnp.int32), n_syn)
+        return grad.at[pos].add(contrib, mode="drop")
 
-        init = jnp.zeros((), cotangent.dtype) if scalar else jnp.zeros((n_syn,), cotangent.dtype)
-        return lax.fori_loop(0, count, step, init)
-
-    return event(values, cotangent).astype(weight_aval.dtype)
+    init = jnp.zeros((), cotangent.dtype) if scalar else jnp.zeros((n_syn,), cotangent.dtype)
+    out = _fold_active_pairs(spikes, values, indptr, indices, max_row, n_post, gather_row, init)
+    return out.astype(weight_aval.dtype)
 
 
 def _transpose(cotangent, spikes, weight, indptr, indices, **params):
@@ -296,7 +287,7 @@ def csr_event_matmul(
         )
     lead = spikes.shape[:-1]
     batch = int(np.prod(lead, dtype=np.int64))
-    _check_flat_size(batch, n_pre, n_post)
+    _check_flat_size(batch, n_pre)
     out = csr_event_matmat_p.bind(
         spikes.reshape(batch, n_pre),
         weight,
