@@ -62,3 +62,20 @@ def restore_default_path():
     saved = eventlib.ops.get_default_path()
     yield
     eventlib.set_default_path(saved)
+
+
+@pytest.fixture(scope="module", params=["auto", "kernel"])
+def default_path_twin(request):
+    """Runs every test of a module twice: once as users call it (``'auto'``),
+    once with ``'auto'`` sent to the Pallas kernels -- compiled on a
+    supported GPU, run by the Pallas interpreter everywhere else."""
+    import eventlib
+
+    saved = eventlib.ops.get_default_path()
+    eventlib.set_default_path(request.param)
+    # The default path is read when a function is traced: traces cached
+    # under the other default must not be reused.
+    jax.clear_caches()
+    yield request.param
+    eventlib.set_default_path(saved)
+    jax.clear_caches()

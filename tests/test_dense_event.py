@@ -42,6 +42,9 @@ SHAPE_KINDS = [(*shape, "bool") for shape in SHAPES] + [
 ]
 SHAPE_KIND_IDS = [f"{a}x{b}-{kind}" for a, b, kind in SHAPE_KINDS]
 
+# Every test runs on the portable path and on the kernels (interpreted on CPU).
+pytestmark = pytest.mark.usefixtures("default_path_twin")
+
 
 def values(spikes, float_as_event=False):
     """float64 contribution of each input (the dense product's left factor)."""
@@ -113,7 +116,7 @@ def test_float_weights_close(rng, n_pre, batch):
 @pytest.mark.parametrize("path", eventlib.ops.PATHS)
 @pytest.mark.parametrize("activity", ["one", "few", "all"])
 def test_paths_agree(rng, path, activity):
-    """``path='auto'|'event'|'dense'`` all give the dense values."""
+    """``path='auto'|'event'|'kernel'|'dense'`` all give the dense values."""
     spikes = make_spikes(rng, "float", (3, 64), n_active(activity, 64))
     weight = dyadic(rng, (64, 5))
     assert_exact(ops.event_matmul(spikes, weight, path=path), f64(spikes) @ f64(weight))
@@ -124,7 +127,9 @@ def test_default_path(rng, restore_default_path):
     ``which_path`` reports it; explicit paths are unaffected."""
     assert eventlib.which_path("dense") == "dense"
     assert eventlib.which_path("event") == "event"
-    assert eventlib.which_path() in ("event", "dense")
+    assert eventlib.which_path() in ("event", "kernel")
+    assert eventlib.which_path(backend="cpu") in ("event", "kernel")
+    assert eventlib.which_path("auto", backend="cpu") != "dense"
     spikes = make_spikes(rng, "bool", (2, 40), 4)
     weight = dyadic(rng, (40, 3))
     before = ops.event_matmul(spikes, weight)

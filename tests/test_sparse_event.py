@@ -41,6 +41,9 @@ SHAPE_KINDS = [(*shape, "bool") for shape in SHAPES] + [
 SHAPE_KIND_IDS = [f"{a}x{b}-{kind}" for a, b, kind in SHAPE_KINDS]
 WEIGHT_KINDS = ("scalar", "per_synapse")
 
+# Every test runs on the portable path and on the kernels (interpreted on CPU).
+pytestmark = pytest.mark.usefixtures("default_path_twin")
+
 
 @functools.cache
 def build(conn_kind, n_pre, n_post):

@@ -6,25 +6,34 @@ Paths
     The portable event-driven path in pure JAX: the active inputs are
     compacted at run time and only their rows are read. Runs on every
     backend.
+``'kernel'``
+    The GPU kernels, written in Pallas (JAX's kernel language, lowered
+    through Triton): compiled on a CUDA GPU of compute capability 8.0 or
+    newer; run through the Pallas interpreter everywhere else (exact but
+    slow -- that is how the kernels are tested without a GPU).
 ``'dense'``
     The dense-equivalent computation (for a dense weight, the plain matrix
     product; for stored connectivity, one pass over every synapse). Exact,
     never event-driven; useful as a reference and at very high activity.
 ``'auto'``
-    The default: currently ``'event'`` on every backend. With a dense weight
-    the event path itself switches to the dense product when the active count
-    measured at run time makes that cheaper (a ``lax.cond`` on the count);
-    with stored connectivity it never does, since one pass over every synapse
-    measured slower than the event loop even with every input active.
+    The default: ``'kernel'`` where the computation is compiled for a
+    supported GPU, ``'event'`` everywhere else (CPU, TPU, older GPUs). With
+    a dense weight both event-driven paths switch to the dense product when
+    the active count measured at run time makes that cheaper (a
+    ``lax.cond`` on the count); with stored connectivity they never do.
 
-:func:`which_path` tells what a call would run; :func:`set_default_path`
-forces a path process-wide, and every operator and layer takes ``path=``.
+``'auto'`` is resolved when the operator is compiled, for the platform it is
+compiled for, so the same code picks the kernel on a GPU and the portable
+path on a CPU. :func:`which_path` tells what a call would run;
+:func:`set_default_path` forces a path process-wide, and every operator and
+layer takes ``path=``.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -34,7 +43,7 @@ from jax.interpreters import mlir
 
 logger = logging.getLogger("eventlib")
 
-PATHS = ("auto", "event", "dense")
+PATHS = ("auto", "event", "kernel", "dense")
 _default_path = "auto"
 
 
@@ -54,16 +63,38 @@ def check_path(path: str) -> str:
     return path
 
 
-def which_path(path: str = "auto", backend: str | None = None) -> str:
-    """The concrete path (``'event'`` or ``'dense'``) a call with ``path``
-    runs on ``backend`` (default: JAX's default backend)."""
+def resolve_default(path: str) -> str:
+    """``path`` with ``'auto'`` replaced by the process-wide default (which
+    may itself be ``'auto'``, resolved later per platform)."""
     path = check_path(path)
+    return _default_path if path == "auto" else path
+
+
+@functools.cache
+def gpu_kernels_supported() -> bool:
+    """Whether this process has a CUDA GPU the Pallas kernels compile for
+    (compute capability 8.0 or newer: Triton's Ampere-and-newer code paths)."""
+    try:
+        devices = jax.devices("cuda")
+    except RuntimeError:
+        return False
+    return bool(devices) and all(float(getattr(d, "compute_capability", "0")) >= 8.0 for d in devices)
+
+
+def resolve_path(path: str, platform: str | None) -> str:
+    """The concrete path (``'event'``, ``'kernel'`` or ``'dense'``) for a
+    computation compiled for ``platform`` (``'cuda'``, ``'cpu'``, ...)."""
+    path = resolve_default(path)
     if path == "auto":
-        path = _default_path
-    if path == "auto":
-        del backend  # every backend runs the portable event path for now
-        path = "event"
+        path = "kernel" if platform == "cuda" and gpu_kernels_supported() else "event"
     return path
+
+
+def which_path(path: str = "auto", backend: str | None = None) -> str:
+    """The concrete path (``'event'``, ``'kernel'`` or ``'dense'``) a call with
+    ``path`` runs on ``backend`` (default: JAX's default backend)."""
+    backend = backend or jax.default_backend()
+    return resolve_path(path, "cuda" if backend in ("gpu", "cuda") else backend)
 
 
 # ---------------------------------------------------------------------------
@@ -139,23 +170,55 @@ def smooth_in_spikes(event_fn, dense_fn):
 
 
 def make_primitive(name: str, impl, abstract_eval) -> Primitive:
+    """A primitive computed by ``impl(*args, platform=..., **params)``, lowered
+    once for CUDA (where ``path='auto'`` picks the GPU kernels) and once for
+    every other platform."""
     prim = Primitive(name)
 
     @functools.cache
     def jitted(**params):
-        return jax.jit(functools.partial(impl, **params))
+        # Binding inside jit lets the platform's lowering rule choose.
+        return jax.jit(lambda *args: prim.bind(*args, **params))
 
     def eager(*args, **params):
         return jitted(**params)(*args)
 
-    def lowering(*args, **params):
-        logger.debug("%s lowered with %s", name, params)
-        return impl(*args, **params)
+    def lowering(*args, platform, **params):
+        logger.debug("%s lowered for %s with %s", name, platform or "the default platform", params)
+        return impl(*args, platform=platform, **params)
 
     prim.def_impl(eager)
     prim.def_abstract_eval(abstract_eval)
-    mlir.register_lowering(prim, mlir.lower_fun(lowering, multiple_results=False))
+    mlir.register_lowering(prim, mlir.lower_fun(functools.partial(lowering, platform=None), multiple_results=False))
+    cuda_rule = mlir.lower_fun(functools.partial(lowering, platform="cuda"), multiple_results=False)
+
+    def quiet_cuda_rule(ctx, *args, **params):
+        # JAX 0.11+ marks Pallas' Triton lowering as deprecated in favour of
+        # Mosaic GPU, which targets Hopper and newer only; the kernels keep
+        # Triton for Ampere support (see benchmarks/KERNEL_NOTES.md) and keep
+        # the warning out of every user's log.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "The Pallas Triton backend is deprecated", DeprecationWarning)
+            return cuda_rule(ctx, *args, **params)
+
+    mlir.register_lowering(prim, quiet_cuda_rule, platform="cuda")
     return prim
 
 
 HIGHEST = lax.Precision.HIGHEST
+
+
+# ---------------------------------------------------------------------------
+# Pallas kernels: one place that knows how they are launched.
+
+
+def pallas_call(kernel, *, platform: str | None, num_warps: int = 4, num_stages: int = 1, **kwargs):
+    """``pl.pallas_call`` compiled through Triton on CUDA, interpreted elsewhere."""
+    from jax.experimental import pallas as pl
+    from jax.experimental.pallas import triton as plgpu
+
+    if platform == "cuda":
+        return pl.pallas_call(
+            kernel, compiler_params=plgpu.CompilerParams(num_warps=num_warps, num_stages=num_stages), **kwargs
+        )
+    return pl.pallas_call(kernel, interpret=True, **kwargs)

@@ -3,7 +3,8 @@
 Three functions side by side:
 
 - :func:`event_matmul`: the operator (a JAX primitive with event-driven
-  gradients); its portable path is :func:`_event_matmat_portable`.
+  gradients): a portable pure-JAX path, GPU kernels in Pallas, and the
+  dense product, chosen per platform (see :mod:`eventlib.ops._dispatch`).
 - :func:`event_matmul_reference`: the plain ``jnp`` product it must equal.
 
 Cost model: a dense product reads all ``n_pre x n_post`` weights; the event
@@ -13,6 +14,8 @@ n_post``), plus one pass over the spikes to find them.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,7 +24,17 @@ from jax.core import ShapedArray
 from jax.interpreters import ad, batching
 
 from .. import _checks
-from ._dispatch import HIGHEST, active_indices, chunked_loop, count_active, make_primitive, smooth_in_spikes, which_path
+from ._dispatch import (
+    HIGHEST,
+    active_indices,
+    chunked_loop,
+    count_active,
+    make_primitive,
+    pallas_call,
+    resolve_default,
+    resolve_path,
+    smooth_in_spikes,
+)
 
 __all__ = ["event_matmul", "event_matmul_reference", "spike_values"]
 
@@ -89,23 +102,150 @@ def _rows_in_chunks(idx, count, values, weight):
     return chunked_loop(count, _CHUNK, step, jnp.zeros((values.shape[0], weight.shape[1]), values.dtype))
 
 
-def _event_matmat_portable(spikes, weight, *, float_as_event, path):
+# -- GPU kernels (Pallas, lowered through Triton) ------------------------------
+#
+# Both kernels read only the active rows of the weight, each once, in
+# contiguous column slices, and sum in a fixed order: the result is the same
+# on every run (no float atomics anywhere).
+#
+# Vector input: program (c, s) owns the output columns [c * N, (c + 1) * N)
+# and every S-th active row from s on; it adds its rows' slices in registers
+# and writes one partial row; XLA sums the S partial rows. S > 1 gives the
+# GPU enough independent programs when there are few column blocks.
+_VEC_BLOCK_N = 1024
+_VEC_SPLIT = 16
+_VEC_UNROLL = 4  # rows loaded before they are added: more loads in flight
+_VEC_STAGES = 1
+# Batch: program (c, b) owns a (BB, N) output tile and multiplies the (BB, K)
+# values of K active rows by those rows' (K, N) weight tile, K rows at a time.
+_MAT_BLOCK_N = 64
+_MAT_BLOCK_K = 32
+_MAT_MAX_BLOCK_B = 64
+
+
+def _event_rows_kernel(count_ref, idx_ref, val_ref, w_ref, out_ref, *, block_n, split, unroll):
+    from jax.experimental import pallas as pl
+    from jax.experimental.pallas import triton as plgpu
+
+    c, s = pl.program_id(0), pl.program_id(1)
+    n_post = w_ref.shape[1]
+    count = count_ref[0]
+    col_ok = c * block_n + jnp.arange(block_n) < n_post
+    n_mine = jnp.maximum(count - s + split - 1, 0) // split
+
+    def step(t, acc):
+        for u in range(unroll):
+            j = s + (t * unroll + u) * split
+            ok = j < count  # idx and values are padded: j is always in bounds
+            row = plgpu.load(w_ref.at[idx_ref[j], pl.ds(c * block_n, block_n)], mask=col_ok & ok, other=0.0)
+            acc = acc + val_ref[j] * row
+        return acc
+
+    acc = lax.fori_loop(0, (n_mine + unroll - 1) // unroll, step, jnp.zeros((block_n,), out_ref.dtype))
+    out_ref[s, pl.ds(c * block_n, block_n)] = acc  # the output is padded to whole blocks
+
+
+def _event_block_kernel(count_ref, idx_ref, val_ref, w_ref, out_ref, *, block_n, block_k, block_b):
+    from jax.experimental import pallas as pl
+    from jax.experimental.pallas import triton as plgpu
+
+    c, b = pl.program_id(0), pl.program_id(1)
+    n_post = w_ref.shape[1]
+    count = count_ref[0]
+    cols = c * block_n + jnp.arange(block_n)
+    col_ok = cols < n_post
+
+    def step(t, acc):
+        j0 = t * block_k
+        row_ok = j0 + jnp.arange(block_k) < count
+        rows = idx_ref[pl.ds(j0, block_k)]
+        # A gather of K row slices (row indices from the compacted list).
+        w = plgpu.load(w_ref.at[rows[:, None], cols[None, :]], mask=row_ok[:, None] & col_ok[None, :], other=0.0)
+        v = val_ref[pl.ds(b * block_b, block_b), pl.ds(j0, block_k)]
+        return acc + jnp.dot(v, w, precision=HIGHEST)
+
+    n_steps = (count + block_k - 1) // block_k
+    acc = lax.fori_loop(0, n_steps, step, jnp.zeros((block_b, block_n), out_ref.dtype))
+    out_ref[pl.ds(b * block_b, block_b), pl.ds(c * block_n, block_n)] = acc  # padded to whole blocks
+
+
+def _event_matmat_kernel(active, count, values, weight, platform):
+    """``values @ weight`` over the rows where ``active``, by the kernels."""
+    from jax.experimental import pallas as pl
+
+    batch, n_pre = values.shape
+    n_post = weight.shape[1]
+    if batch == 1:
+        idx = active_indices(active, _VEC_UNROLL * _VEC_SPLIT)
+        idx = jnp.where(idx < n_pre, idx, 0)  # padding reads row 0, masked out
+        vals = values[0].at[idx].get(mode="fill", fill_value=0)
+        split = max(1, min(_VEC_SPLIT, n_pre))
+        block_n = min(_VEC_BLOCK_N, pl.next_power_of_2(n_post))
+        n_blocks = pl.cdiv(n_post, block_n)
+        # Every program writes its whole block of an output padded to whole
+        # blocks, so no output element is left unwritten.
+        partial = pallas_call(
+            functools.partial(_event_rows_kernel, block_n=block_n, split=split, unroll=_VEC_UNROLL),
+            platform=platform,
+            num_stages=_VEC_STAGES,
+            grid=(n_blocks, split),
+            in_specs=[pl.no_block_spec] * 4,
+            out_specs=pl.no_block_spec,
+            out_shape=jax.ShapeDtypeStruct((split, n_blocks * block_n), values.dtype),
+        )(count[None], idx, vals, weight)
+        return jnp.sum(partial[:, :n_post], axis=0, keepdims=True)
+    block_b = min(_MAT_MAX_BLOCK_B, max(16, pl.next_power_of_2(batch)))
+    n_bblocks = pl.cdiv(batch, block_b)
+    idx = active_indices(active, _MAT_BLOCK_K)
+    idx = jnp.where(idx < n_pre, idx, 0)
+    vals = values.at[:, idx].get(mode="fill", fill_value=0)
+    vals = jnp.pad(vals, ((0, n_bblocks * block_b - batch), (0, 0)))
+    block_n = min(_MAT_BLOCK_N, max(16, pl.next_power_of_2(n_post)))
+    n_blocks = pl.cdiv(n_post, block_n)
+    out = pallas_call(
+        functools.partial(_event_block_kernel, block_n=block_n, block_k=_MAT_BLOCK_K, block_b=block_b),
+        platform=platform,
+        grid=(n_blocks, n_bblocks),
+        in_specs=[pl.no_block_spec] * 4,
+        out_specs=pl.no_block_spec,
+        out_shape=jax.ShapeDtypeStruct((n_bblocks * block_b, n_blocks * block_n), values.dtype),
+    )(count[None], idx, vals, weight)
+    return out[:batch, :n_post]
+
+
+def _use_kernel(count, n_pre: int, batch: int):
+    # The vector kernel reads as many bytes as the dense product at full
+    # activity; the batched one pays for its loads of index tiles.
+    return count * (1 if batch == 1 else 2) <= n_pre
+
+
+def _event_matmat_impl(spikes, weight, *, float_as_event, path, platform):
     """``(B, n_pre) @ (n_pre, n_post)`` reading only the active rows."""
     batch, n_pre = spikes.shape
     dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
     values = spike_values(spikes, dtype, float_as_event)
     weight = weight.astype(dtype)
+    path = resolve_path(path, platform)
 
     def dense(values, weight):
         return jnp.matmul(values, weight, precision=HIGHEST)
 
-    if path == "dense" or batch == 0:
+    if path == "dense" or batch == 0 or weight.shape[1] == 0 or n_pre == 0:
         return dense(values, weight)
 
     # Rows active in any batch row: each is read once and shared by the
     # whole batch (k_union x n_post weights instead of n_pre x n_post).
     active = jnp.any(spikes.astype(jnp.bool_), axis=0)
     count = count_active(active)
+
+    if path == "kernel":
+        return lax.cond(
+            _use_kernel(count, n_pre, batch),
+            lambda v, w: _event_matmat_kernel(active, count, v, w, platform),
+            dense,
+            values,
+            weight,
+        )
 
     def event(values, weight):
         if batch == 1:
@@ -119,7 +259,7 @@ def _abstract(spikes, weight, *, float_as_event, path):
     return ShapedArray((spikes.shape[0], weight.shape[1]), _checks.out_dtype(spikes.dtype, weight.dtype))
 
 
-event_matmat_p = make_primitive("eventlib_event_matmat", _event_matmat_portable, _abstract)
+event_matmat_p = make_primitive("eventlib_event_matmat", _event_matmat_impl, _abstract)
 
 
 # -- derivatives -------------------------------------------------------------
@@ -239,7 +379,7 @@ def event_matmul(spikes, weight, *, float_as_event: bool = False, path: str = "a
         spikes.reshape(int(np.prod(lead, dtype=np.int64)), weight.shape[0]),
         weight,
         float_as_event=bool(float_as_event),
-        path=which_path(path),
+        path=resolve_default(path),
     )
     return out.reshape(*lead, weight.shape[1])
 

@@ -18,6 +18,8 @@ dense-equivalent path touches every synapse once per batch row.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,7 +28,16 @@ from jax.core import ShapedArray
 from jax.interpreters import ad, batching
 
 from .. import _checks
-from ._dispatch import HIGHEST, active_indices, count_active, make_primitive, smooth_in_spikes, which_path
+from ._dispatch import (
+    HIGHEST,
+    active_indices,
+    count_active,
+    make_primitive,
+    pallas_call,
+    resolve_default,
+    resolve_path,
+    smooth_in_spikes,
+)
 from .dense_event import spike_values
 
 __all__ = ["csr_event_matmul", "coo_matmul", "csr_to_dense", "sparse_matmul_reference", "csr_pre_indices"]
@@ -115,12 +126,108 @@ def _check_flat_size(batch: int, n_pre: int) -> None:
         )
 
 
-def _csr_event_portable(spikes, weight, indptr, indices, *, n_post, max_row, float_as_event, path):
+# -- GPU kernel (Pallas, lowered through Triton) -------------------------------
+#
+# The grid is (P, R): R = ceil(max_row / _CSR_BLOCK) programs share each
+# row, one block of synapses each, and P such columns stride over the active
+# (batch row, input) pairs, so even a few long rows spread over many
+# programs. A program loads its block's targets and weights contiguously and
+# adds them into the output with atomic adds. Float atomics make the
+# summation order, and so the last bits of an output that receives several
+# events, vary from run to run; sums of small dyadic weights are exact in any
+# order.
+_CSR_BLOCK = 256
+_CSR_PROGRAMS = 4096
+
+
+def _csr_event_kernel(
+    count_ref,
+    pair_ref,
+    val_ref,
+    indptr_ref,
+    indices_ref,
+    w_ref,
+    _zeros_ref,
+    out_ref,
+    *,
+    n_pre,
+    n_post,
+    scalar,
+    masked_atomics,
+):
+    from jax.experimental import pallas as pl
+    from jax.experimental.pallas import triton as plgpu
+
+    p, r = pl.program_id(0), pl.program_id(1)
+    programs = pl.num_programs(0)
+    count = count_ref[0]
+
+    def one_pair(t, carry):
+        j = p + t * programs
+        flat = pair_ref[j]
+        b = flat // n_pre
+        i = flat - b * n_pre
+        value = val_ref[j]
+        start, end = indptr_ref[i], indptr_ref[i + 1]
+        # int32 is safe: construction keeps n_synapses + max_row < 2**31.
+        pos = start + r * _CSR_BLOCK + jnp.arange(_CSR_BLOCK)
+        ok = pos < end
+        tgt = plgpu.load(indices_ref.at[pos], mask=ok, other=0)
+        w = w_ref[0] if scalar else plgpu.load(w_ref.at[pos], mask=ok, other=0.0)
+        contrib = jnp.broadcast_to(value * w, pos.shape)
+        if masked_atomics:
+            plgpu.atomic_add(out_ref, b * n_post + tgt, contrib, mask=ok)
+        else:
+            # The interpreter runs programs one after another and has no
+            # masked atomics (and its unmasked ones drop repeated targets
+            # within a block), so it adds the block with a plain scatter-add;
+            # masked-out slots go to a spare last element.
+            sink = out_ref.shape[0] - 1
+            flat_tgt = jnp.where(ok, b * n_post + tgt, sink)
+            out_ref[...] = out_ref[...].at[flat_tgt].add(jnp.where(ok, contrib, 0.0))
+        return carry
+
+    n_mine = jnp.maximum(count - p + programs - 1, 0) // programs
+    lax.fori_loop(0, n_mine, one_pair, 0)
+
+
+def _csr_event_kernel_call(spikes, values, weight, indptr, indices, n_post, max_row, platform):
+    from jax.experimental import pallas as pl
+
+    batch, n_pre = spikes.shape
+    if batch * n_post + 1 >= 2**31:
+        raise ValueError(
+            f"a batch of {batch} rows of {n_post} outputs is beyond int32 indexing; split the batch into smaller calls"
+        )
+    per_row = pl.cdiv(max_row, _CSR_BLOCK)
+    programs = max(1, _CSR_PROGRAMS // per_row)
+    mask = spikes.reshape(-1).astype(jnp.bool_)
+    pairs, count = active_indices(mask, programs), count_active(mask)
+    pairs = jnp.where(pairs < mask.shape[0], pairs, 0)  # padding: never visited
+    vals = values.reshape(-1).at[pairs].get(mode="fill", fill_value=0)
+    scalar = weight.ndim == 0
+    kernel = functools.partial(
+        _csr_event_kernel, n_pre=n_pre, n_post=n_post, scalar=scalar, masked_atomics=platform == "cuda"
+    )
+    out = pallas_call(
+        kernel,
+        platform=platform,
+        grid=(programs, per_row),
+        in_specs=[pl.no_block_spec] * 7,
+        out_specs=pl.no_block_spec,
+        out_shape=jax.ShapeDtypeStruct((batch * n_post + 1,), values.dtype),
+        input_output_aliases={6: 0},
+    )(count[None], pairs, vals, indptr, indices, weight.reshape(-1), jnp.zeros((batch * n_post + 1,), values.dtype))
+    return out[:-1].reshape(batch, n_post)
+
+
+def _csr_event_impl(spikes, weight, indptr, indices, *, n_post, max_row, float_as_event, path, platform):
     batch, n_pre = spikes.shape
     dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
     values = spike_values(spikes, dtype, float_as_event)
     weight = weight.astype(dtype)
     n_syn = indices.shape[0]
+    path = resolve_path(path, platform)
     # A layer called under jit closes over its connectivity as constants; the
     # barrier stops XLA from constant-folding work on them at compile time.
     indptr, indices = lax.optimization_barrier((indptr, indices))
@@ -128,6 +235,8 @@ def _csr_event_portable(spikes, weight, indptr, indices, *, n_post, max_row, flo
     if path == "dense" or max_row == 0 or batch == 0:
         return coo_matmul(values, weight, csr_pre_indices(indptr, n_syn), indices, n_post)
     _check_flat_size(batch, n_pre)
+    if path == "kernel":
+        return _csr_event_kernel_call(spikes, values, weight, indptr, indices, n_post, max_row, platform)
 
     # Each active pair's targets are read as one window and scattered into
     # the output. No switch to the dense-equivalent pass: one pass over every
@@ -147,7 +256,7 @@ def _abstract(spikes, weight, indptr, indices, *, n_post, max_row, float_as_even
     return ShapedArray((spikes.shape[0], n_post), _checks.out_dtype(spikes.dtype, weight.dtype))
 
 
-csr_event_matmat_p = make_primitive("eventlib_csr_event_matmat", _csr_event_portable, _abstract)
+csr_event_matmat_p = make_primitive("eventlib_csr_event_matmat", _csr_event_impl, _abstract)
 
 
 # -- derivatives -------------------------------------------------------------
@@ -296,6 +405,6 @@ def csr_event_matmul(
         n_post=int(n_post),
         max_row=int(max_row),
         float_as_event=bool(float_as_event),
-        path=which_path(path),
+        path=resolve_default(path),
     )
     return out.reshape(*lead, n_post)
