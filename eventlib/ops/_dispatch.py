@@ -18,9 +18,10 @@ Paths
 ``'auto'``
     The default: ``'kernel'`` where the computation is compiled for a
     supported GPU, ``'event'`` everywhere else (CPU, TPU, older GPUs). With
-    a dense weight both event-driven paths switch to the dense product when
-    the active count measured at run time makes that cheaper (a
-    ``lax.cond`` on the count); with stored connectivity they never do.
+    a dense weight it also switches to the dense product when the active
+    count measured at run time makes that cheaper (a ``lax.cond`` on the
+    count); with stored connectivity it never does. An explicit
+    ``'event'`` or ``'kernel'`` never switches.
 
 ``'auto'`` is resolved when the operator is compiled, for the platform it is
 compiled for, so the same code picks the kernel on a GPU and the portable
@@ -222,3 +223,78 @@ def pallas_call(kernel, *, platform: str | None, num_warps: int = 4, num_stages:
             kernel, compiler_params=plgpu.CompilerParams(num_warps=num_warps, num_stages=num_stages), **kwargs
         )
     return pl.pallas_call(kernel, interpret=True, **kwargs)
+
+
+# The kernels' compaction of active inputs: two passes over the input in
+# blocks, with a prefix sum over the (few) block counts in between. Entries
+# keep their order, so the kernels sum in the same order on every run.
+_COMPACT_BLOCK = 1024
+
+
+def _active_block(v_ref, g, rows: int, block: int):
+    """Whether each of block ``g``'s columns of ``v_ref`` (rows, m) holds a
+    nonzero in any row, and the block's values when ``rows == 1``."""
+    from jax.experimental import pallas as pl
+    from jax.experimental.pallas import triton as plgpu
+
+    m = v_ref.shape[1]
+    ok = g * block + jnp.arange(block) < m
+
+    def row(r, active):
+        v = plgpu.load(v_ref.at[r, pl.ds(g * block, block)], mask=ok, other=0)
+        return active | (v != 0)
+
+    if rows == 1:
+        v = plgpu.load(v_ref.at[jnp.int32(0), pl.ds(g * block, block)], mask=ok, other=0)
+        return v != 0, v
+    return lax.fori_loop(0, rows, row, jnp.zeros((block,), jnp.bool_)), None
+
+
+def _count_kernel(v_ref, counts_ref, *, rows, block):
+    from jax.experimental import pallas as pl
+
+    g = pl.program_id(0)
+    active, _ = _active_block(v_ref, g, rows, block)
+    counts_ref[g] = jnp.sum(active.astype(jnp.int32))
+
+
+def _compact_kernel(offsets_ref, v_ref, _idx0_ref, _vals0_ref, idx_ref, vals_ref, *, rows, block):
+    from jax.experimental import pallas as pl
+    from jax.experimental.pallas import triton as plgpu
+
+    g = pl.program_id(0)
+    active, v = _active_block(v_ref, g, rows, block)
+    local = jnp.cumsum(active.astype(jnp.int32)) - 1
+    # Inactive lanes aim at a spare last slot (the interpreter writes masked
+    # lanes back in place, which must not land on an active lane's slot).
+    slot = jnp.where(active, offsets_ref[g] + local, idx_ref.shape[0] - 1)
+    plgpu.store(idx_ref.at[slot], g * block + jnp.arange(block, dtype=jnp.int32), mask=active)
+    if v is not None:
+        plgpu.store(vals_ref.at[slot], v.astype(vals_ref.dtype), mask=active)
+
+
+def compact_active(values, pad: int, platform: str | None):
+    """The kernels' :func:`active_indices`: for ``values`` of shape (rows, m),
+    the columns with a nonzero in any row, in order, as int32 ``idx`` padded
+    with zeros to ``m + pad`` entries, their values ``vals`` likewise (for
+    ``rows == 1``; else None), and the count."""
+    rows, m = values.shape
+    block = _COMPACT_BLOCK
+    n_blocks = -(-m // block)
+    counts = pallas_call(
+        functools.partial(_count_kernel, rows=rows, block=block),
+        platform=platform,
+        grid=(n_blocks,),
+        out_shape=jax.ShapeDtypeStruct((n_blocks,), jnp.int32),
+    )(values)
+    ends = jnp.cumsum(counts)
+    count, offsets = ends[-1], ends - counts
+    size = m + pad + 1  # + the spare slot
+    idx, vals = pallas_call(
+        functools.partial(_compact_kernel, rows=rows, block=block),
+        platform=platform,
+        grid=(n_blocks,),
+        out_shape=(jax.ShapeDtypeStruct((size,), jnp.int32), jax.ShapeDtypeStruct((size,), values.dtype)),
+        input_output_aliases={2: 0, 3: 1},
+    )(offsets, values, jnp.zeros((size,), jnp.int32), jnp.zeros((size,), values.dtype))
+    return idx[:-1], (vals[:-1] if rows == 1 else None), count

@@ -28,6 +28,7 @@ from ._dispatch import (
     HIGHEST,
     active_indices,
     chunked_loop,
+    compact_active,
     count_active,
     make_primitive,
     pallas_call,
@@ -123,6 +124,21 @@ _MAT_BLOCK_K = 32
 _MAT_MAX_BLOCK_B = 64
 
 
+def _compensated_add(sums, term):
+    """Kahan summation: ``(total, lost low-order bits)`` plus ``term``.
+
+    A kernel adds up to tens of thousands of rows one after another into one
+    float32 accumulator; plain addition would lose accuracy as that count
+    grows (about 2e-6 relative at 50000 rows), compensated addition keeps it
+    at a few float32 roundings whatever the count. The extra arithmetic is
+    free in these memory-bound loops.
+    """
+    total, lost = sums
+    term = term - lost
+    new_total = total + term
+    return new_total, (new_total - total) - term
+
+
 def _event_rows_kernel(count_ref, idx_ref, val_ref, w_ref, out_ref, *, block_n, split, unroll):
     from jax.experimental import pallas as pl
     from jax.experimental.pallas import triton as plgpu
@@ -133,15 +149,19 @@ def _event_rows_kernel(count_ref, idx_ref, val_ref, w_ref, out_ref, *, block_n, 
     col_ok = c * block_n + jnp.arange(block_n) < n_post
     n_mine = jnp.maximum(count - s + split - 1, 0) // split
 
-    def step(t, acc):
+    def step(t, sums):
+        rows = []
         for u in range(unroll):
             j = s + (t * unroll + u) * split
             ok = j < count  # idx and values are padded: j is always in bounds
             row = plgpu.load(w_ref.at[idx_ref[j], pl.ds(c * block_n, block_n)], mask=col_ok & ok, other=0.0)
-            acc = acc + val_ref[j] * row
-        return acc
+            rows.append(val_ref[j] * row)
+        for term in rows:
+            sums = _compensated_add(sums, term)
+        return sums
 
-    acc = lax.fori_loop(0, (n_mine + unroll - 1) // unroll, step, jnp.zeros((block_n,), out_ref.dtype))
+    zeros = jnp.zeros((block_n,), out_ref.dtype)
+    acc, _ = lax.fori_loop(0, (n_mine + unroll - 1) // unroll, step, (zeros, zeros))
     out_ref[s, pl.ds(c * block_n, block_n)] = acc  # the output is padded to whole blocks
 
 
@@ -155,30 +175,30 @@ def _event_block_kernel(count_ref, idx_ref, val_ref, w_ref, out_ref, *, block_n,
     cols = c * block_n + jnp.arange(block_n)
     col_ok = cols < n_post
 
-    def step(t, acc):
+    def step(t, sums):
         j0 = t * block_k
         row_ok = j0 + jnp.arange(block_k) < count
         rows = idx_ref[pl.ds(j0, block_k)]
         # A gather of K row slices (row indices from the compacted list).
         w = plgpu.load(w_ref.at[rows[:, None], cols[None, :]], mask=row_ok[:, None] & col_ok[None, :], other=0.0)
         v = val_ref[pl.ds(b * block_b, block_b), pl.ds(j0, block_k)]
-        return acc + jnp.dot(v, w, precision=HIGHEST)
+        return _compensated_add(sums, jnp.dot(v, w, precision=HIGHEST))
 
     n_steps = (count + block_k - 1) // block_k
-    acc = lax.fori_loop(0, n_steps, step, jnp.zeros((block_b, block_n), out_ref.dtype))
+    zeros = jnp.zeros((block_b, block_n), out_ref.dtype)
+    acc, _ = lax.fori_loop(0, n_steps, step, (zeros, zeros))
     out_ref[pl.ds(b * block_b, block_b), pl.ds(c * block_n, block_n)] = acc  # padded to whole blocks
 
 
-def _event_matmat_kernel(active, count, values, weight, platform):
-    """``values @ weight`` over the rows where ``active``, by the kernels."""
+def _event_matmat_kernel(values, weight, platform, adaptive: bool):
+    """``values @ weight`` reading only the rows active in any batch row, by
+    the kernels (the dense product instead when most rows are active)."""
     from jax.experimental import pallas as pl
 
     batch, n_pre = values.shape
     n_post = weight.shape[1]
     if batch == 1:
-        idx = active_indices(active, _VEC_UNROLL * _VEC_SPLIT)
-        idx = jnp.where(idx < n_pre, idx, 0)  # padding reads row 0, masked out
-        vals = values[0].at[idx].get(mode="fill", fill_value=0)
+        idx, vals, count = compact_active(values, _VEC_UNROLL * _VEC_SPLIT, platform)
         split = max(1, min(_VEC_SPLIT, n_pre))
         block_n = min(_VEC_BLOCK_N, pl.next_power_of_2(n_post))
         n_blocks = pl.cdiv(n_post, block_n)
@@ -189,34 +209,36 @@ def _event_matmat_kernel(active, count, values, weight, platform):
             platform=platform,
             num_stages=_VEC_STAGES,
             grid=(n_blocks, split),
-            in_specs=[pl.no_block_spec] * 4,
-            out_specs=pl.no_block_spec,
             out_shape=jax.ShapeDtypeStruct((split, n_blocks * block_n), values.dtype),
         )(count[None], idx, vals, weight)
         return jnp.sum(partial[:, :n_post], axis=0, keepdims=True)
-    block_b = min(_MAT_MAX_BLOCK_B, max(16, pl.next_power_of_2(batch)))
-    n_bblocks = pl.cdiv(batch, block_b)
-    idx = active_indices(active, _MAT_BLOCK_K)
-    idx = jnp.where(idx < n_pre, idx, 0)
-    vals = values.at[:, idx].get(mode="fill", fill_value=0)
-    vals = jnp.pad(vals, ((0, n_bblocks * block_b - batch), (0, 0)))
-    block_n = min(_MAT_BLOCK_N, max(16, pl.next_power_of_2(n_post)))
-    n_blocks = pl.cdiv(n_post, block_n)
-    out = pallas_call(
-        functools.partial(_event_block_kernel, block_n=block_n, block_k=_MAT_BLOCK_K, block_b=block_b),
-        platform=platform,
-        grid=(n_blocks, n_bblocks),
-        in_specs=[pl.no_block_spec] * 4,
-        out_specs=pl.no_block_spec,
-        out_shape=jax.ShapeDtypeStruct((n_bblocks * block_b, n_blocks * block_n), values.dtype),
-    )(count[None], idx, vals, weight)
-    return out[:batch, :n_post]
 
+    idx, _, count = compact_active(values, _MAT_BLOCK_K, platform)
 
-def _use_kernel(count, n_pre: int, batch: int):
-    # The vector kernel reads as many bytes as the dense product at full
-    # activity; the batched one pays for its loads of index tiles.
-    return count * (1 if batch == 1 else 2) <= n_pre
+    def event(values, weight):
+        block_b = min(_MAT_MAX_BLOCK_B, max(16, pl.next_power_of_2(batch)))
+        n_bblocks = pl.cdiv(batch, block_b)
+        vals = jnp.where(jnp.arange(idx.shape[0]) < count, values[:, idx], 0)
+        vals = jnp.pad(vals, ((0, n_bblocks * block_b - batch), (0, 0)))
+        block_n = min(_MAT_BLOCK_N, max(16, pl.next_power_of_2(n_post)))
+        n_blocks = pl.cdiv(n_post, block_n)
+        out = pallas_call(
+            functools.partial(_event_block_kernel, block_n=block_n, block_k=_MAT_BLOCK_K, block_b=block_b),
+            platform=platform,
+            grid=(n_blocks, n_bblocks),
+            out_shape=jax.ShapeDtypeStruct((n_bblocks * block_b, n_blocks * block_n), values.dtype),
+        )(count[None], idx, vals, weight)
+        return out[:batch, :n_post]
+
+    def dense(values, weight):
+        return jnp.matmul(values, weight, precision=HIGHEST)
+
+    if not adaptive:
+        return event(values, weight)
+    # The batched kernel multiplies with CUDA-core float32 FMAs, like the
+    # dense product at HIGHEST precision, and also gathers its index tiles:
+    # past half of the rows active the dense product is as fast.
+    return lax.cond(count * 2 <= n_pre, event, dense, values, weight)
 
 
 def _event_matmat_impl(spikes, weight, *, float_as_event, path, platform):
@@ -225,6 +247,7 @@ def _event_matmat_impl(spikes, weight, *, float_as_event, path, platform):
     dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
     values = spike_values(spikes, dtype, float_as_event)
     weight = weight.astype(dtype)
+    adaptive = resolve_default(path) == "auto"  # free to switch to dense
     path = resolve_path(path, platform)
 
     def dense(values, weight):
@@ -232,26 +255,21 @@ def _event_matmat_impl(spikes, weight, *, float_as_event, path, platform):
 
     if path == "dense" or batch == 0 or weight.shape[1] == 0 or n_pre == 0:
         return dense(values, weight)
+    if path == "kernel":
+        return _event_matmat_kernel(values, weight, platform, adaptive)
 
     # Rows active in any batch row: each is read once and shared by the
     # whole batch (k_union x n_post weights instead of n_pre x n_post).
     active = jnp.any(spikes.astype(jnp.bool_), axis=0)
     count = count_active(active)
 
-    if path == "kernel":
-        return lax.cond(
-            _use_kernel(count, n_pre, batch),
-            lambda v, w: _event_matmat_kernel(active, count, v, w, platform),
-            dense,
-            values,
-            weight,
-        )
-
     def event(values, weight):
         if batch == 1:
             return _rows_one_by_one(active_indices(active, _UNROLL), count, values, weight)
         return _rows_in_chunks(active_indices(active, _CHUNK), count, values, weight)
 
+    if not adaptive:
+        return event(values, weight)
     return lax.cond(_use_event(count, n_pre, batch), event, dense, values, weight)
 
 
@@ -309,6 +327,8 @@ def _event_outer(spikes, cotangent, weight_shape, weight_dtype, *, float_as_even
 
         return chunked_loop(count, _CHUNK, step, jnp.zeros((n_pre, n_post), cotangent.dtype))
 
+    if resolve_default(path) != "auto":  # an explicit event path never switches
+        return event(values, cotangent).astype(weight_dtype)
     out = lax.cond(_use_event(count, n_pre, batch), event, dense, values, cotangent)
     return out.astype(weight_dtype)
 

@@ -31,6 +31,7 @@ from .. import _checks
 from ._dispatch import (
     HIGHEST,
     active_indices,
+    compact_active,
     count_active,
     make_primitive,
     pallas_call,
@@ -191,20 +192,17 @@ def _csr_event_kernel(
     lax.fori_loop(0, n_mine, one_pair, 0)
 
 
-def _csr_event_kernel_call(spikes, values, weight, indptr, indices, n_post, max_row, platform):
+def _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, platform):
     from jax.experimental import pallas as pl
 
-    batch, n_pre = spikes.shape
+    batch, n_pre = values.shape
     if batch * n_post + 1 >= 2**31:
         raise ValueError(
             f"a batch of {batch} rows of {n_post} outputs is beyond int32 indexing; split the batch into smaller calls"
         )
     per_row = pl.cdiv(max_row, _CSR_BLOCK)
     programs = max(1, _CSR_PROGRAMS // per_row)
-    mask = spikes.reshape(-1).astype(jnp.bool_)
-    pairs, count = active_indices(mask, programs), count_active(mask)
-    pairs = jnp.where(pairs < mask.shape[0], pairs, 0)  # padding: never visited
-    vals = values.reshape(-1).at[pairs].get(mode="fill", fill_value=0)
+    pairs, vals, count = compact_active(values.reshape(1, -1), programs, platform)
     scalar = weight.ndim == 0
     kernel = functools.partial(
         _csr_event_kernel, n_pre=n_pre, n_post=n_post, scalar=scalar, masked_atomics=platform == "cuda"
@@ -236,7 +234,7 @@ def _csr_event_impl(spikes, weight, indptr, indices, *, n_post, max_row, float_a
         return coo_matmul(values, weight, csr_pre_indices(indptr, n_syn), indices, n_post)
     _check_flat_size(batch, n_pre)
     if path == "kernel":
-        return _csr_event_kernel_call(spikes, values, weight, indptr, indices, n_post, max_row, platform)
+        return _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, platform)
 
     # Each active pair's targets are read as one window and scattered into
     # the output. No switch to the dense-equivalent pass: one pass over every
