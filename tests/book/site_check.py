@@ -66,6 +66,7 @@ class Report:
     pages: list[str]
     problems: list[Problem]
     screenshots: list[Path] = dataclasses.field(default_factory=list)
+    math_pages: list[str] = dataclasses.field(default_factory=list)  # pages with typeset math
 
     @property
     def ok(self) -> bool:
@@ -177,6 +178,7 @@ def check_site(
     ids: dict[str, set[str]] = {}
     links: list[tuple[str, str]] = []  # (page, absolute href)
     shots: list[Path] = []
+    math_pages: list[str] = []
     allow = [re.compile(a) for a in console_allow]
 
     with serve(root) as base, browser_page(executable) as page:
@@ -230,6 +232,8 @@ def check_site(
                 continue
             ids[rel] = set(info["ids"])
             links += [(rel, href) for href in info["links"]]
+            if info["mathTotal"] and not info["mathUntypeset"]:
+                math_pages.append(rel)
             if info["mathTotal"] and not info["mathjaxLoaded"]:
                 add("math", f"{info['mathTotal']} math elements but MathJax did not load")
             for text in info["mathUntypeset"]:
@@ -263,7 +267,7 @@ def check_site(
                 known = set(re.findall(r'\bid="([^"]+)"', path.read_text(encoding="utf-8", errors="replace")))
             if anchor not in known:
                 problems.append(Problem(rel, "anchor", f"no id {anchor!r} in {target}"))
-    return Report(pages=pages, problems=problems, screenshots=shots)
+    return Report(pages=pages, problems=problems, screenshots=shots, math_pages=math_pages)
 
 
 def main(argv=None) -> int:
