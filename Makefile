@@ -25,16 +25,21 @@ all: book
 demo: .venv-newest/ready
 	.venv-newest/bin/python -m eventlib.demo
 
+# Notebook code is checked too (79 columns: notebooks/ruff.toml), and the notebook tool.
 lint: .venv-newest/ready
 	.venv-newest/bin/ruff check eventlib tests benchmarks
 	.venv-newest/bin/ruff format --check eventlib tests benchmarks
+	.venv-newest/bin/ruff check notebooks tools
+	.venv-newest/bin/ruff format --check tools
 
 # Explicit rules: make skips pattern rules for .PHONY targets.
+# tests/notebooks and tests/book need the docs environment: test-notebooks and test-book run them.
+LIBRARY_ONLY := --ignore=tests/notebooks --ignore=tests/book
 test-oldest: .venv-oldest/ready
-	.venv-oldest/bin/python -m pytest $(PYTEST_ARGS)
+	.venv-oldest/bin/python -m pytest $(LIBRARY_ONLY) $(PYTEST_ARGS)
 
 test-newest: .venv-newest/ready
-	.venv-newest/bin/python -m pytest $(PYTEST_ARGS)
+	.venv-newest/bin/python -m pytest $(LIBRARY_ONLY) $(PYTEST_ARGS)
 
 test: lint test-oldest test-newest
 
@@ -80,3 +85,28 @@ clean: clean-book
 clean-book:
 	rm -rf _build .venv-docs
 .PHONY: book test-book clean-book
+
+# --- The notebooks: re-execution, student copies, checks ------------------------------------
+# make notebooks        re-execute every notebook in place (after a library change), then commit
+# make student          copies without solutions, outputs cleared, in _build/student/
+# make test-notebooks   generated cells in sync with _config.yml, the notebook rules
+#                       (tests/notebooks), then nbval: every notebook re-run and its outputs
+#                       compared exactly (strict, not --nbval-lax), timings masked by the sanitize file.
+# --nbval-current-env runs the kernels on .venv-docs' own Python, so the checked-out eventlib is the
+# one tested. pyproject's pytest settings need no override here: filterwarnings=error applies to
+# the pytest process (nbval raises no warning with these option names), not to the kernels.
+NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
+
+notebooks: .venv-docs/ready
+	.venv-docs/bin/python tools/notebooks.py execute
+
+student: .venv-docs/ready
+	.venv-docs/bin/python tools/notebooks.py student _build/student
+
+test-notebooks: .venv-docs/ready
+	.venv-docs/bin/python tools/notebooks.py sync --check
+	.venv-docs/bin/python -m pytest tests/notebooks $(PYTEST_ARGS)
+	.venv-docs/bin/python -m pytest $(NBVAL_FLAGS) notebooks/
+
+test: test-notebooks
+.PHONY: notebooks student test-notebooks

@@ -163,6 +163,14 @@ def write(nb, path: Path) -> None:
     nbformat.write(nb, path)
 
 
+def show(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def notebooks(paths=None) -> list[Path]:
     if paths:
         return [Path(p).resolve() for p in paths]
@@ -200,9 +208,9 @@ def cmd_sync(args) -> int:
         stale.append(path)
         if not args.check:
             write(new, path)
-            print(f"updated {path.relative_to(ROOT)}")
+            print(f"updated {show(path)}")
     if args.check and stale:
-        names = "\n  ".join(str(p.relative_to(ROOT)) for p in stale)
+        names = "\n  ".join(show(p) for p in stale)
         print(f"out of date with _config.yml (run: python tools/notebooks.py sync):\n  {names}", file=sys.stderr)
         return 1
     if args.check:
@@ -218,7 +226,7 @@ def cmd_student(args) -> int:
     for path in notebooks(args.notebooks):
         nb = student_copy(read(path))
         write(nb, out / path.name)
-        print(f"{out / path.name}")
+        print(show(out / path.name))
     return 0
 
 
@@ -246,7 +254,7 @@ def cmd_execute(args) -> int:
     for path in notebooks(args.notebooks):
         elapsed = execute(path, args.timeout)
         total += elapsed
-        print(f"{elapsed:7.1f} s  {path.relative_to(ROOT)}", flush=True)
+        print(f"{elapsed:7.1f} s  {show(path)}", flush=True)
     print(f"{total:7.1f} s  in all")
     return 0
 
