@@ -44,11 +44,9 @@ def main() -> None:
     data = json.loads(RESULTS.read_text())
     rates = data["rates"]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
-    for ax, (case, title, methods) in zip(axes, PANELS):
+    for ax, (case, title, methods) in zip(axes, PANELS, strict=True):
         for method, label, style in methods:
-            by_rate = {
-                r["rate"]: r["median_ms"] for r in data["rows"] if r["case"] == case and r["method"] == method
-            }
+            by_rate = {r["rate"]: r["median_ms"] for r in data["rows"] if r["case"] == case and r["method"] == method}
             xs = [100 * rate for rate in rates if rate in by_rate]
             ys = [by_rate[rate] for rate in rates if rate in by_rate]
             ax.plot(xs, ys, style, label=label)

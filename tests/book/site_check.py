@@ -211,8 +211,7 @@ def check_site(
         )
         page.on(
             "requestfailed",
-            lambda req: urllib.parse.urlsplit(req.url).netloc == host
-            and add("load", f"{req.failure} {req.url}"),
+            lambda req: urllib.parse.urlsplit(req.url).netloc == host and add("load", f"{req.failure} {req.url}"),
         )
 
         for rel in pages:
