@@ -49,6 +49,7 @@ CONSOLE_ALLOW: tuple[str, ...] = (
 SKIP_DIRS = ("_static", "_sources", "_images")
 
 PAGE_TIMEOUT_MS = 30_000
+VIEWPORT = {"width": 1280, "height": 800}
 
 
 @dataclasses.dataclass
@@ -118,7 +119,7 @@ def browser_page(executable: str = CHROMIUM):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": 1280, "height": 800})
+            context = browser.new_context(viewport=VIEWPORT)
             page = context.new_page()
             page.set_default_timeout(PAGE_TIMEOUT_MS)
             yield page
@@ -241,11 +242,22 @@ def check_site(
                 add("math", f"MathJax error: {text}")
             for src in info["brokenImages"]:
                 add("image", f"not loaded: {src}")
-            if screenshots and rel in screenshots:
-                out = Path(screenshots[rel])
-                out.parent.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(out))
-                shots.append(out)
+
+        # Screenshots in a fresh context: what a first-time reader sees (the
+        # theme remembers scroll positions between the pages visited above).
+        for rel, out in (screenshots or {}).items():
+            fresh = page.context.browser.new_context(viewport=VIEWPORT)
+            shot_page = fresh.new_page()
+            shot_page.route(
+                "**/*", lambda r: r.abort() if urllib.parse.urlsplit(r.request.url).netloc != host else r.continue_()
+            )
+            shot_page.goto(base + urllib.parse.quote(rel), wait_until="load")
+            shot_page.evaluate(_INSPECT_JS)
+            out = Path(out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shot_page.screenshot(path=str(out))
+            fresh.close()
+            shots.append(out)
 
     for rel, href in links:
         parts = urllib.parse.urlsplit(href)
