@@ -232,11 +232,28 @@ def cmd_student(args) -> int:
 
 def execute(path: Path, timeout: int = EXECUTE_TIMEOUT_S) -> float:
     """Run ``path`` in place; return the wall time in seconds."""
-    from nbclient import NotebookClient  # only this command needs a kernel
+    # Only this command needs a kernel.
+    from jupyter_client import KernelManager
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+    from nbclient import NotebookClient
+
+    class ThisPython(KernelSpecManager):
+        """The python3 kernel on this interpreter (as nbval's --nbval-current-env does), never a
+        kernelspec of the same name registered for another environment."""
+
+        def get_kernel_spec(self, kernel_name):
+            argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+            return KernelSpec(argv=argv, display_name=KERNELSPEC["display_name"], language="python")
+
+    class ThisPythonManager(KernelManager):
+        def __init__(self, **kwargs):
+            kwargs.setdefault("kernel_spec_manager", ThisPython())
+            super().__init__(**kwargs)
 
     nb = read(path)
     client = NotebookClient(
         nb,
+        kernel_manager_class=ThisPythonManager,  # nbclient starts and shuts down the kernel
         timeout=timeout,
         kernel_name="python3",
         resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
@@ -262,7 +279,8 @@ def cmd_execute(args) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="tools/notebooks.py",
-        description=__doc__.split("\n\n")[0],
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="See notebooks/README.md for the skeleton every notebook follows.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
