@@ -80,7 +80,6 @@ book: .venv-docs/ready $(MATHJAX_STAMP)
 test-book: book
 	EVENTLIB_BOOK_REQUIRED=1 .venv-docs/bin/python -m pytest tests/book $(PYTEST_ARGS)
 
-test: test-book
 clean: clean-book
 clean-book:
 	rm -rf _build .venv-docs
@@ -110,3 +109,6 @@ test-notebooks: .venv-docs/ready
 
 test: test-notebooks
 .PHONY: notebooks student test-notebooks
+
+# The book's check runs after the notebooks it renders: lint, unit tests, nbval, book + browser.
+test: test-book
