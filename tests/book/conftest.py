@@ -49,14 +49,9 @@ def site(chromium) -> Path:
 def report(site, chromium):
     """One visit of every page, with screenshots of the home page and of the
     core notebook chapter (or the first notebook built)."""
-    from site_check import check_site, find_pages
+    from site_check import check_site, default_screenshots
 
-    notebooks = sorted(p for p in find_pages(site) if p.startswith("notebooks/"))
-    shots = {"book/intro.html": SCREENSHOTS / "home.png"}
-    if notebooks:
-        core = "notebooks/02_event_driven_operators.html"
-        shots[core if core in notebooks else notebooks[0]] = SCREENSHOTS / "notebook.png"
-    result = check_site(site, executable=chromium, screenshots=shots)
+    result = check_site(site, executable=chromium, screenshots=default_screenshots(site, SCREENSHOTS))
     for path in result.screenshots:
         print(f"screenshot: {path}")
     return result
