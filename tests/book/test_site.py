@@ -132,3 +132,23 @@ def test_checker_follows_redirect_pages(tmp_path: Path, chromium):
     report = check_site(tmp_path, executable=chromium)
     kinds = report.kinds()
     assert "link" in kinds and ("http" in kinds or "load" in kinds), report.summary()
+
+
+def test_api_reference_covers_every_public_name(site):
+    import inspect
+
+    import eventlib
+    import eventlib.connectivity
+    import eventlib.ops
+
+    html = (site / "book" / "api.html").read_text(encoding="utf-8")
+    public_ops = [
+        n for n in dir(eventlib.ops) if not n.startswith("_") and not inspect.ismodule(getattr(eventlib.ops, n))
+    ]
+    names = [f"eventlib.{n}" for n in eventlib.__all__ if not inspect.ismodule(getattr(eventlib, n))]
+    names += [f"eventlib.ops.{n}" for n in public_ops]
+    names += [f"eventlib.connectivity.{n}" for n in eventlib.connectivity.__all__]
+    missing = [n for n in names if f'id="{n}"' not in html]
+    assert not missing, f"not in the API reference: {missing}"
+    for module in ("eventlib", "eventlib.ops", "eventlib.connectivity"):
+        assert f'id="module-{module}"' in html, module
