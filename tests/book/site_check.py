@@ -143,6 +143,7 @@ async () => {
   if (math.length && window.MathJax && MathJax.startup && MathJax.startup.promise) {
     await MathJax.startup.promise;
   }
+  await document.fonts.ready;  // MathJax's web fonts load after typesetting
   const images = Array.from(document.images);
   images.forEach(img => { img.loading = 'eager'; });
   await Promise.all(images.map(img => img.complete ? null : new Promise(done => {
@@ -235,6 +236,10 @@ def check_site(
                     page.wait_for_url(target.split("#")[0] + "*")
                     page.wait_for_load_state("load")
                 info = page.evaluate(_INSPECT_JS)
+                # Let late requests (fonts, lazy scripts) finish here, so that
+                # leaving the page does not cancel them and each failure is
+                # reported against the page that made the request.
+                page.wait_for_load_state("networkidle")
             except Exception as exc:  # a page that cannot be opened at all
                 add("load", f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
                 continue
