@@ -1,5 +1,5 @@
 # Entry points. Every target sets up what it needs on a fresh machine.
-#   make            the main job (today: the event-versus-dense demo; the book once it lands)
+#   make            the main job: builds the book (_build/html/index.html)
 #   make test       every CPU test, in the oldest and the newest supported environment
 #   make bench-cpu  the CPU benchmark against dense, BCOO and brainstate/brainevent
 
@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 .PHONY: all demo test test-oldest test-newest lint bench-cpu clean
 .PRECIOUS: .venv-%/ready
 
-all: demo
+all: book
 
 # One virtual environment per supported stack, rebuilt when its pins change.
 .venv-%/ready: pyproject.toml requirements/%.txt
@@ -25,16 +25,21 @@ all: demo
 demo: .venv-newest/ready
 	.venv-newest/bin/python -m eventlib.demo
 
+# Notebook code is checked too (79 columns: notebooks/ruff.toml), and the notebook tool.
 lint: .venv-newest/ready
 	.venv-newest/bin/ruff check eventlib tests benchmarks
 	.venv-newest/bin/ruff format --check eventlib tests benchmarks
+	.venv-newest/bin/ruff check notebooks tools
+	.venv-newest/bin/ruff format --check tools
 
 # Explicit rules: make skips pattern rules for .PHONY targets.
+# tests/notebooks and tests/book need the docs environment: test-notebooks and test-book run them.
+LIBRARY_ONLY := --ignore=tests/notebooks --ignore=tests/book
 test-oldest: .venv-oldest/ready
-	.venv-oldest/bin/python -m pytest $(PYTEST_ARGS)
+	.venv-oldest/bin/python -m pytest $(LIBRARY_ONLY) $(PYTEST_ARGS)
 
 test-newest: .venv-newest/ready
-	.venv-newest/bin/python -m pytest $(PYTEST_ARGS)
+	.venv-newest/bin/python -m pytest $(LIBRARY_ONLY) $(PYTEST_ARGS)
 
 test: lint test-oldest test-newest
 
@@ -43,3 +48,67 @@ bench-cpu: .venv-newest/ready
 
 clean:
 	rm -rf .venv-oldest .venv-newest .pytest_cache .hypothesis
+
+# --- The book (Jupyter Book 1.x) and its check in a real browser ---------------------------
+# .venv-docs: the newest stack plus requirements/docs.txt (notebooks and book).
+.venv-docs/ready: pyproject.toml requirements/newest.txt requirements/docs.txt
+	@test -n "$(PY_newest)" || { echo "Python 3.12 for the 'docs' environment not found"; exit 1; }
+	rm -rf .venv-docs
+	$(PY_newest) -m venv .venv-docs
+	.venv-docs/bin/python -m pip install --quiet --upgrade pip
+	.venv-docs/bin/python -m pip install --quiet -r requirements/newest.txt -r requirements/docs.txt -e '.[test]' -c requirements/newest.txt
+	touch $@
+
+# MathJax 3 served from the site itself (no CDN): npm's package, copied to _build/mathjax/,
+# which _config.yml lists in html_static_path. 24 MB, so installed here rather than committed.
+MATHJAX_VERSION := 3.2.2
+MATHJAX_STAMP := _build/mathjax-npm/mathjax-$(MATHJAX_VERSION).stamp
+BOOK_FLAGS := --warningiserror --nitpick --keep-going
+
+$(MATHJAX_STAMP):
+	rm -rf _build/mathjax-npm _build/mathjax
+	mkdir -p _build/mathjax-npm _build/mathjax
+	npm install --no-save --no-audit --no-fund --loglevel=error --prefix _build/mathjax-npm mathjax@$(MATHJAX_VERSION)
+	cp -r _build/mathjax-npm/node_modules/mathjax/es5 _build/mathjax/mathjax
+	touch $@
+
+book: .venv-docs/ready $(MATHJAX_STAMP)
+	.venv-docs/bin/jupyter-book build . $(BOOK_FLAGS)
+	@echo "Open $(CURDIR)/_build/html/index.html"
+
+# Every built page in headless Chromium (Debian's /usr/bin/chromium; .ci/run installs it).
+test-book: book
+	EVENTLIB_BOOK_REQUIRED=1 .venv-docs/bin/python -m pytest tests/book $(PYTEST_ARGS)
+
+clean: clean-book
+clean-book:
+	rm -rf _build .venv-docs
+.PHONY: book test-book clean-book
+
+# --- The notebooks: re-execution, student copies, checks ------------------------------------
+# make notebooks        re-execute every notebook in place (after a library change), then commit
+# make student          copies without solutions, outputs cleared, in _build/student/
+# make test-notebooks   generated cells in sync with _config.yml, the notebook rules
+#                       (tests/notebooks), then nbval: every notebook re-run and its outputs
+#                       compared exactly (strict, not --nbval-lax), timings masked by the sanitize file.
+# --nbval-current-env runs the kernels on .venv-docs' own Python, so the checked-out eventlib is the
+# one tested. pyproject's pytest settings need no override here: filterwarnings=error applies to
+# the pytest process (nbval raises no warning with these option names), not to the kernels.
+NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
+
+notebooks: .venv-docs/ready
+	.venv-docs/bin/python tools/notebooks.py execute
+
+student: .venv-docs/ready
+	.venv-docs/bin/python tools/notebooks.py student _build/student
+
+test-notebooks: .venv-docs/ready
+	.venv-docs/bin/python tools/notebooks.py sync --check
+	.venv-docs/bin/python -m pytest tests/notebooks $(PYTEST_ARGS)
+	.venv-docs/bin/python -m pytest $(NBVAL_FLAGS) notebooks/
+
+test: test-notebooks
+.PHONY: notebooks student test-notebooks
+
+# The book's check runs after the notebooks it renders: lint, unit tests, nbval, book + browser.
+test: test-book

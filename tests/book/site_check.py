@@ -1,0 +1,311 @@
+"""Check a built static site in a real browser (headless Chromium).
+
+Every ``*.html`` file under the site root is served from ``127.0.0.1`` and
+opened in Chromium through Playwright. A page fails the check on:
+
+- a failed load, or an HTTP error for the page or anything it loads;
+- a JavaScript exception, or a console error not in the allow-list;
+- any request to another host (the site must work with no network);
+- math that MathJax did not typeset, or typeset as an error;
+- an image that did not load (``naturalWidth == 0``);
+- a link to a local page that does not exist, or to an ``#anchor`` that the
+  target page does not define.
+
+Usage: ``python tests/book/site_check.py _build/html [--screenshots DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import functools
+import http.server
+import re
+import sys
+import threading
+import urllib.parse
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; never a downloaded browser build
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # CI runs as root, where Chromium's sandbox refuses to start
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+# Console errors that are not faults of the site, as regular expressions, each
+# with its reason. Empty: the book logs no console error at all.
+CONSOLE_ALLOW: tuple[str, ...] = ()
+
+# Directories of a Sphinx build that hold assets, not pages: MathJax and the
+# theme ship a few HTML fragments there that are never meant to be opened.
+SKIP_DIRS = ("_static", "_sources", "_images")
+
+PAGE_TIMEOUT_MS = 30_000
+VIEWPORT = {"width": 1280, "height": 800}
+
+
+@dataclasses.dataclass
+class Problem:
+    page: str  # path relative to the site root
+    kind: str  # 'load', 'http', 'js', 'console', 'external', 'math', 'image', 'link', 'anchor'
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.page}: [{self.kind}] {self.detail}"
+
+
+@dataclasses.dataclass
+class Report:
+    pages: list[str]
+    problems: list[Problem]
+    screenshots: list[Path] = dataclasses.field(default_factory=list)
+    math_pages: list[str] = dataclasses.field(default_factory=list)  # pages with typeset math
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def kinds(self) -> set[str]:
+        return {p.kind for p in self.problems}
+
+    def summary(self) -> str:
+        lines = [f"{len(self.pages)} pages checked, {len(self.problems)} problems"]
+        lines += [f"  {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        pass
+
+
+@contextlib.contextmanager
+def serve(root: Path):
+    """Serve ``root`` on 127.0.0.1 at a free port; yields the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def default_screenshots(root: Path, outdir: Path) -> dict[str, Path]:
+    """The home page, and the core notebook chapter (or the first one built)."""
+    shots = {"book/intro.html": Path(outdir) / "home.png"}
+    notebooks = sorted(p for p in find_pages(Path(root)) if p.startswith("notebooks/"))
+    if notebooks:
+        core = "notebooks/02_event_driven_operators.html"
+        shots[core if core in notebooks else notebooks[0]] = Path(outdir) / "notebook.png"
+    return shots
+
+
+def find_pages(root: Path) -> list[str]:
+    pages = []
+    for path in sorted(root.rglob("*.html")):
+        rel = path.relative_to(root)
+        if rel.parts[0] not in SKIP_DIRS:
+            pages.append(rel.as_posix())
+    return pages
+
+
+@contextlib.contextmanager
+def browser_page(executable: str = CHROMIUM):
+    """A fresh Chromium page (Playwright's sync API)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport=VIEWPORT)
+            page = context.new_page()
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            yield page
+        finally:
+            browser.close()
+
+
+# Runs in the page after load: waits for MathJax and images, then reports
+# what the page defines and links to.
+_INSPECT_JS = """
+async () => {
+  const math = Array.from(document.querySelectorAll('.math'));
+  if (math.length && window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    await MathJax.startup.promise;
+  }
+  await document.fonts.ready;  // MathJax's web fonts load after typesetting
+  const images = Array.from(document.images);
+  images.forEach(img => { img.loading = 'eager'; });
+  await Promise.all(images.map(img => img.complete ? null : new Promise(done => {
+    img.addEventListener('load', done); img.addEventListener('error', done);
+    setTimeout(done, 10000);
+  })));
+  const ids = Array.from(document.querySelectorAll('[id]')).map(e => e.id)
+    .concat(Array.from(document.querySelectorAll('a[name]')).map(e => e.name));
+  return {
+    ids: ids,
+    links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
+    mathTotal: math.length,
+    mathUntypeset: math.filter(m => !m.querySelector('mjx-container'))
+      .map(m => m.textContent.trim().slice(0, 60)),
+    mathErrors: Array.from(document.querySelectorAll('mjx-merror'))
+      .map(e => (e.getAttribute('data-mjx-error') || e.textContent).slice(0, 80)),
+    mathjaxLoaded: !!(window.MathJax && MathJax.version),
+    brokenImages: images.filter(img => !img.complete || img.naturalWidth === 0)
+      .map(img => img.getAttribute('src')),
+  };
+}
+"""
+
+_REFRESH = re.compile(r'<meta[^>]+http-equiv="refresh"[^>]+url=([^"]+)"', re.IGNORECASE)
+
+
+def check_site(
+    root: Path | str,
+    *,
+    executable: str = CHROMIUM,
+    console_allow: tuple[str, ...] = CONSOLE_ALLOW,
+    screenshots: dict[str, Path] | None = None,
+) -> Report:
+    """Open every page of the site at ``root`` in Chromium and check it.
+
+    ``screenshots`` maps page paths (relative to ``root``) to PNG files to
+    write (a 1280 x 800 view of the top of the page).
+    """
+    root = Path(root).resolve()
+    pages = find_pages(root)
+    problems: list[Problem] = []
+    ids: dict[str, set[str]] = {}
+    links: list[tuple[str, str]] = []  # (page, absolute href)
+    shots: list[Path] = []
+    math_pages: list[str] = []
+    allow = [re.compile(a) for a in console_allow]
+
+    with serve(root) as base, browser_page(executable) as page:
+        host = urllib.parse.urlsplit(base).netloc
+        current = {"page": ""}
+
+        def add(kind: str, detail: str) -> None:
+            problems.append(Problem(current["page"], kind, detail))
+
+        def route(r):
+            if urllib.parse.urlsplit(r.request.url).netloc == host:
+                r.continue_()
+            else:  # offline site: nothing may leave the machine
+                add("external", r.request.url)
+                r.abort()
+
+        page.route("**/*", route)
+        page.on("pageerror", lambda exc: add("js", str(exc).splitlines()[0]))
+
+        def on_console(msg):
+            if msg.type == "error":
+                text = f"{msg.text} ({msg.location.get('url', '')})"
+                if not any(a.search(text) for a in allow):
+                    add("console", text)
+
+        page.on("console", on_console)
+        page.on(
+            "response",
+            lambda resp: resp.status >= 400 and add("http", f"{resp.status} {resp.url}"),
+        )
+        page.on(
+            "requestfailed",
+            lambda req: urllib.parse.urlsplit(req.url).netloc == host and add("load", f"{req.failure} {req.url}"),
+        )
+
+        for rel in pages:
+            current["page"] = rel
+            url = base + urllib.parse.quote(rel)
+            try:
+                page.goto(url, wait_until="load")
+                refresh = _REFRESH.search((root / rel).read_text(encoding="utf-8", errors="replace"))
+                if refresh:  # a redirect page: check where it leads, then inspect the target
+                    target = urllib.parse.urljoin(url, refresh.group(1))
+                    links.append((rel, target))
+                    page.wait_for_url(target.split("#")[0] + "*")
+                    page.wait_for_load_state("load")
+                info = page.evaluate(_INSPECT_JS)
+                # Let late requests (fonts, lazy scripts) finish here, so that
+                # leaving the page does not cancel them and each failure is
+                # reported against the page that made the request.
+                page.wait_for_load_state("networkidle")
+            except Exception as exc:  # a page that cannot be opened at all
+                add("load", f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+                continue
+            ids[rel] = set(info["ids"])
+            links += [(rel, href) for href in info["links"]]
+            if info["mathTotal"] and not info["mathUntypeset"]:
+                math_pages.append(rel)
+            if info["mathTotal"] and not info["mathjaxLoaded"]:
+                add("math", f"{info['mathTotal']} math elements but MathJax did not load")
+            for text in info["mathUntypeset"]:
+                add("math", f"not typeset: {text!r}")
+            for text in info["mathErrors"]:
+                add("math", f"MathJax error: {text}")
+            for src in info["brokenImages"]:
+                add("image", f"not loaded: {src}")
+
+        # Screenshots in a fresh context: what a first-time reader sees (the
+        # theme remembers scroll positions between the pages visited above).
+        for rel, out in (screenshots or {}).items():
+            fresh = page.context.browser.new_context(viewport=VIEWPORT)
+            shot_page = fresh.new_page()
+            shot_page.route(
+                "**/*", lambda r: r.abort() if urllib.parse.urlsplit(r.request.url).netloc != host else r.continue_()
+            )
+            shot_page.goto(base + urllib.parse.quote(rel), wait_until="load")
+            shot_page.evaluate(_INSPECT_JS)
+            out = Path(out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shot_page.screenshot(path=str(out))
+            fresh.close()
+            shots.append(out)
+
+    for rel, href in links:
+        parts = urllib.parse.urlsplit(href)
+        if parts.netloc != host or parts.scheme not in ("http", "https"):
+            continue  # other sites (not reachable offline) and mailto: links
+        target = urllib.parse.unquote(parts.path).lstrip("/")
+        path = root / target
+        if path.is_dir():
+            target = (Path(target) / "index.html").as_posix()
+            path = root / target
+        if not path.is_file():
+            problems.append(Problem(rel, "link", f"no such page: {href}"))
+            continue
+        anchor = urllib.parse.unquote(parts.fragment)
+        if anchor and target.endswith(".html"):
+            known = ids.get(target)
+            if known is None:  # a page not visited (under a skipped directory)
+                known = set(re.findall(r'\bid="([^"]+)"', path.read_text(encoding="utf-8", errors="replace")))
+            if anchor not in known:
+                problems.append(Problem(rel, "anchor", f"no id {anchor!r} in {target}"))
+    return Report(pages=pages, problems=problems, screenshots=shots, math_pages=math_pages)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", type=Path, help="the built site, e.g. _build/html")
+    parser.add_argument("--screenshots", type=Path, help="write screenshots of the home page and a notebook here")
+    args = parser.parse_args(argv)
+    shots = default_screenshots(args.root, args.screenshots) if args.screenshots else None
+    report = check_site(args.root, screenshots=shots)
+    print(report.summary())
+    for path in report.screenshots:
+        print(f"screenshot: {path}")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
