@@ -236,9 +236,12 @@ def _event_matmat_kernel(values, weight, platform, adaptive: bool):
     if not adaptive:
         return event(values, weight)
     # The batched kernel multiplies with CUDA-core float32 FMAs, like the
-    # dense product at HIGHEST precision, and also gathers its index tiles:
-    # past half of the rows active the dense product is as fast.
-    return lax.cond(count * 2 <= n_pre, event, dense, values, weight)
+    # dense product at HIGHEST precision, and also gathers its row tiles. On
+    # an H200 it matched the dense product at about 2/3 of the rows active
+    # for n = 50000, but at about 1/3 for n = 10000 (fewer column blocks keep
+    # fewer multiprocessors busy); a quarter keeps it within a few percent
+    # of dense at both (benchmarks/KERNEL_NOTES.md).
+    return lax.cond(count * 4 <= n_pre, event, dense, values, weight)
 
 
 def _event_matmat_impl(spikes, weight, *, float_as_event, path, platform):

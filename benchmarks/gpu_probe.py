@@ -1,0 +1,160 @@
+"""A GPU probe used while developing the kernels (benchmarks/KERNEL_NOTES.md):
+correctness against float64 and in-graph timings of the kernel paths next to
+the dense product, kernel-setting variants (--variants) and the cost of the
+pieces of one call (--parts). The benchmark proper is ``python -m
+eventlib.bench``.
+
+    python benchmarks/gpu_probe.py [--sizes 10000 50000] [--out probe.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from eventlib import connectivity
+from eventlib.ops import csr_event_matmul, event_matmul
+
+N_PATTERNS = 16
+
+
+def in_graph_ms(fn, *args, reps=20):
+    """Median time per pattern of ``fn`` mapped over N_PATTERNS patterns."""
+    f = jax.jit(lambda spikes, *a: lax.map(lambda s: fn(s, *a), spikes))
+    jax.block_until_ready(f(*args))
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        jax.block_until_ready(f(*args))
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3 / N_PATTERNS
+
+
+def _csr(s, indptr, indices, *, n, max_row, path):
+    return csr_event_matmul(s, jnp.float32(0.5), indptr, indices, n, max_row=max_row, path=path)
+
+
+def rel_err(out, ref):
+    return float(np.linalg.norm(out - ref) / max(np.linalg.norm(ref), 1e-30))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10000, 50000])
+    ap.add_argument("--rates", type=float, nargs="+", default=[0.001, 0.01, 0.05, 0.2])
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 64])
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--skip", nargs="*", default=[], help="methods to leave out")
+    ap.add_argument("--variants", action="store_true", help="check vector-kernel settings, then exit")
+    ap.add_argument("--parts", action="store_true", help="time the pieces of one call, then exit")
+    args = ap.parse_args(argv)
+    if args.variants:
+        return variants()
+    if args.parts:
+        return parts()
+    print(jax.__version__, jax.devices(), flush=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for n in args.sizes:
+        key = jax.random.PRNGKey(n)
+        w = jax.random.normal(key, (n, n), jnp.float32)
+        cols = rng.choice(n, min(n, 512), replace=False)
+        w_cols = np.asarray(w[:, cols], np.float64)
+        conn = connectivity.fixed_num_per_pre(n, n, n // 20, seed=1)
+        indptr, indices = jnp.asarray(conn.indptr), jnp.asarray(conn.indices)
+        for batch in args.batches:
+            for rate in args.rates:
+                spikes = (rng.random((N_PATTERNS, batch, n)) < rate).astype(np.float32)
+                sp = jnp.asarray(spikes)
+                row = dict(n=n, batch=batch, rate=rate)
+                for name, fn in [
+                    ("dense_highest", lambda s, w: jnp.matmul(s, w, precision=lax.Precision.HIGHEST)),
+                    ("dense_default", lambda s, w: s @ w),
+                    ("kernel", lambda s, w: event_matmul(s, w, path="kernel")),
+                    ("event_xla", lambda s, w: event_matmul(s, w, path="event")),
+                ]:
+                    if name in args.skip:
+                        continue
+                    try:
+                        if name == "kernel":
+                            t0 = time.perf_counter()
+                            jax.block_until_ready(jax.jit(fn)(sp[0], w))
+                            row["kernel_first_call_s"] = time.perf_counter() - t0
+                        row[name] = in_graph_ms(fn, sp, w)
+                        out = np.asarray(jax.jit(fn)(sp[0], w))[:, cols]
+                        row[name + "_err"] = rel_err(out, spikes[0].astype(np.float64) @ w_cols)
+                    except Exception as e:  # noqa: BLE001 - a probe reports and goes on
+                        row[name] = f"{type(e).__name__}: {str(e)[:200]}"
+                for name, path in [("csr_kernel", "kernel"), ("csr_event_xla", "event")]:
+                    if name in args.skip:
+                        continue
+                    fn = functools.partial(_csr, n=n, max_row=conn.max_row, path=path)
+                    try:
+                        row[name] = in_graph_ms(fn, sp, indptr, indices)
+                        a = np.asarray(jax.jit(fn)(sp[0], indptr, indices))
+                        b = np.asarray(jax.jit(fn)(sp[0], indptr, indices))
+                        ref = np.asarray(_csr(sp[0], indptr, indices, n=n, max_row=conn.max_row, path="dense"))
+                        row[name + "_err"] = rel_err(a, ref)
+                        row[name + "_repeat_identical"] = bool(np.array_equal(a, b))
+                    except Exception as e:  # noqa: BLE001
+                        row[name] = f"{type(e).__name__}: {str(e)[:200]}"
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+        del w
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
+def parts():
+    from eventlib.ops._dispatch import active_indices, count_active
+
+    rng = np.random.default_rng(2)
+    n = 50000
+    w = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    for rate in (0.001, 0.01):
+        sp = jnp.asarray((rng.random((N_PATTERNS, 1, n)) < rate).astype(np.float32))
+        pieces = {
+            "any+count": lambda s: count_active(jnp.any(s != 0, axis=0)),
+            "cumsum": lambda s: jnp.cumsum(s[0] != 0, dtype=jnp.int32),
+            "active_indices": lambda s: active_indices(s[0] != 0, 64),
+            "nonzero": lambda s: jnp.nonzero(s[0] != 0, size=n, fill_value=n)[0],
+            "kernel_op": lambda s: event_matmul(s, w, path="kernel"),
+            "empty_map": lambda s: s[0, :4],
+        }
+        for name, fn in pieces.items():
+            print("part", rate, name, f"{in_graph_ms(fn, sp) * 1e3:.1f} us", flush=True)
+    return 0
+
+
+def variants():
+    from eventlib.ops import dense_event as de
+
+    rng = np.random.default_rng(1)
+    n = 10000
+    w = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    w64 = np.asarray(w, np.float64)
+    for unroll, split, stages in [(4, 16, 1), (4, 16, 2), (1, 16, 1), (1, 1, 1), (4, 1, 1), (1, 16, 2)]:
+        de._VEC_UNROLL, de._VEC_SPLIT, de._VEC_STAGES = unroll, split, stages
+        errs = []
+        for rate in (0.001, 0.01, 0.2):
+            s = (rng.random((1, n)) < rate).astype(np.float32)
+            out = np.asarray(jax.jit(lambda s, w: event_matmul(s, w, path="kernel"))(jnp.asarray(s), w))
+            errs.append(rel_err(out, s.astype(np.float64) @ w64))
+        print("variant", unroll, split, stages, " ".join(f"{e:.1e}" for e in errs), flush=True)
+    de._VEC_UNROLL, de._VEC_SPLIT, de._VEC_STAGES = 4, 16, 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,356 @@
+"""The benchmark command: cases, methods, measurement, report."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import importlib.metadata
+import json
+import platform
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from .. import connectivity
+from ..ops import csr_event_matmul, event_matmul
+
+RATES = (0.001, 0.01, 0.05, 0.2)
+SPARSE_WEIGHT = 0.5  # dyadic: sparse sums are exact in float32, in any order
+FAN_OUT_DIVISOR = 20  # n // 20 targets per input: connection probability 0.05
+HIGHEST = lax.Precision.HIGHEST
+REF_ROWS = 4  # batch rows checked against the float64 sparse reference
+
+
+@dataclasses.dataclass
+class Method:
+    name: str
+    family: str  # 'dense' or 'sparse': which matrix it multiplies
+    fn: Callable  # fn(spikes (batch, n), *operands) -> (batch, n)
+    operands: tuple
+    note: str = ""
+
+
+# -- environment ---------------------------------------------------------------
+
+
+def versions() -> dict:
+    from .. import __version__
+
+    out = {"python": platform.python_version(), "eventlib (imported)": __version__}
+    dists = ("eventlib", "jax", "jaxlib", "numpy", "brainstate", "brainevent", "brainunit", "saiunit", "braintools")
+    for dist in dists:
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def device_name() -> str:
+    device = jax.devices()[0]
+    return f"{device.platform}: {getattr(device, 'device_kind', '') or platform.processor() or platform.machine()}"
+
+
+def load_peer(disabled: bool):
+    """brainevent (the peer's operator library), or None and why not."""
+    if disabled:
+        return None, "disabled with --no-peer"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import brainevent
+    except ImportError:
+        return None, "brainevent is not installed (it needs Python >= 3.12)"
+    version = importlib.metadata.version("brainevent")
+    if tuple(int(x) for x in version.split(".")[:2]) < (0, 3):
+        return None, f"brainevent {version} is older than the 0.3 measured here"
+    return brainevent, None
+
+
+# -- methods -------------------------------------------------------------------
+
+
+def dense_methods(weight, peer) -> list[Method]:
+    methods = [
+        Method("dense (HIGHEST)", "dense", lambda s, w: jnp.matmul(s, w, precision=HIGHEST), (weight,)),
+        Method("dense (default)", "dense", lambda s, w: s @ w, (weight,), "TF32 on recent NVIDIA GPUs"),
+        Method("eventlib event_matmul", "dense", lambda s, w: event_matmul(s, w), (weight,), "path='auto'"),
+    ]
+    if peer is not None:
+        methods.append(
+            Method("brainevent BinaryArray @ W", "dense", lambda s, w: peer.BinaryArray(s) @ w, (weight,), "default")
+        )
+    return methods
+
+
+def sparse_methods(conn, n: int, peer) -> list[Method]:
+    from jax.experimental import sparse as jsparse
+
+    indptr, indices = jnp.asarray(conn.indptr), jnp.asarray(conn.indices)
+    table = indices.reshape(n, -1)  # fixed fan-out: every row has the same length
+    weight = jnp.float32(SPARSE_WEIGHT)
+    max_row = conn.max_row
+    pre = jnp.repeat(jnp.arange(n, dtype=jnp.int32), max_row)
+    bcoo = jsparse.BCOO(
+        (jnp.full(indices.shape, SPARSE_WEIGHT, jnp.float32), jnp.stack([pre, indices], axis=1)), shape=(n, n)
+    )
+    methods = [
+        Method(
+            "eventlib csr_event_matmul",
+            "sparse",
+            lambda s, ip, ix: csr_event_matmul(s, weight, ip, ix, n, max_row=max_row),
+            (indptr, indices),
+            "path='auto'",
+        ),
+        Method("jax.experimental.sparse BCOO", "sparse", lambda s, m: s @ m, (bcoo,)),
+    ]
+    if peer is not None:
+        mat = peer.FixedNumPerPre((weight, table), shape=(n, n))
+        methods.append(
+            Method("brainevent BinaryArray @ FixedNumPerPre", "sparse", lambda s, m: peer.BinaryArray(s) @ m, (mat,))
+        )
+    return methods
+
+
+# -- measurement ---------------------------------------------------------------
+
+
+def measure(method: Method, patterns, reps: int, budget_s: float) -> dict:
+    """First-call time, then the median in-graph time per call."""
+    mapped = jax.jit(lambda spikes, *ops: lax.map(lambda s: method.fn(s, *ops), spikes))
+    t0 = time.perf_counter()
+    first = mapped(patterns, *method.operands)
+    jax.block_until_ready(first)
+    first_call = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    jax.block_until_ready(mapped(patterns, *method.operands))
+    one = time.perf_counter() - t0
+    reps = max(3, min(reps, int(budget_s / max(one, 1e-9))))
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        jax.block_until_ready(mapped(patterns, *method.operands))
+        times.append(time.perf_counter() - t0)
+    per_call = statistics.median(times) / patterns.shape[0]
+    return {"ms": per_call * 1e3, "first_call_s": first_call, "reps": reps, "first_out": first[0]}
+
+
+def dense_reference(spikes0, weight, cols):
+    return np.asarray(spikes0, np.float64) @ np.asarray(weight[:, cols], np.float64)
+
+
+def sparse_reference(spikes0, table):
+    """``spikes0 @ M`` in float64 for the fixed fan-out table, weight 0.5
+    (the first rows of a batch, at most ``REF_ROWS``)."""
+    spikes0 = np.asarray(spikes0)[:REF_ROWS]
+    n_post = spikes0.shape[1]
+    out = np.zeros(spikes0.shape, np.float64)
+    for b, row in enumerate(spikes0):
+        active = np.nonzero(row)[0]
+        out[b] = SPARSE_WEIGHT * np.bincount(table[active].reshape(-1), minlength=n_post)
+    return out
+
+
+def rel_err(out, ref) -> float:
+    norm = float(np.linalg.norm(ref))
+    return float(np.linalg.norm(np.asarray(out, np.float64) - ref) / norm) if norm else float(np.abs(out).max())
+
+
+# -- the run -------------------------------------------------------------------
+
+
+def run(args, save: Callable[[dict], None] = lambda result: None) -> dict:
+    peer, peer_reason = load_peer(args.no_peer)
+    rng = np.random.default_rng(args.seed)
+    cases = [(n, b, r) for n in args.sizes for b in args.batches for r in args.rates]
+    total = len(cases) * (len(dense_methods(None, None)) + 2 + (2 if peer else 0))
+    progress = _progress(total)
+    rows = []
+    for n in args.sizes:
+        weight = jax.random.normal(jax.random.PRNGKey(n), (n, n), jnp.float32)
+        cols = np.sort(rng.choice(n, min(n, 256), replace=False))
+        conn = connectivity.fixed_num_per_pre(n, n, max(1, n // FAN_OUT_DIVISOR), seed=n)
+        table = np.asarray(conn.indices).reshape(n, -1)
+        methods = dense_methods(weight, peer) + sparse_methods(conn, n, peer)
+        for batch in args.batches:
+            for rate in args.rates:
+                spikes = (rng.random((args.patterns, batch, n)) < rate).astype(np.float32)
+                patterns = jnp.asarray(spikes)
+                k_union = float(np.mean([np.any(p != 0, axis=0).sum() for p in spikes]))
+                refs = {}
+                for m in methods:
+                    progress.set_description(f"n={n} batch={batch} rate={rate:g} {m.name}")
+                    row = {"n": n, "batch": batch, "rate": rate, "k_union": k_union, "method": m.name}
+                    row.update(family=m.family, note=m.note)
+                    try:
+                        result = measure(m, patterns, args.reps, args.budget)
+                    except Exception as e:  # noqa: BLE001 - a failing method is reported, the run goes on
+                        row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+                        rows.append(row)
+                        progress.update()
+                        continue
+                    out0 = np.asarray(result.pop("first_out"))
+                    if m.family == "dense":
+                        if "dense" not in refs:
+                            refs["dense"] = dense_reference(spikes[0], weight, cols)
+                        row["rel_err"] = rel_err(out0[:, cols], refs["dense"])
+                        row["bytes"] = 4 * (n * n if m.name.startswith("dense") else k_union * n) + 8 * batch * n
+                    else:
+                        if "sparse" not in refs:
+                            refs["sparse"] = sparse_reference(spikes[0], table)
+                        row["rel_err"] = rel_err(out0[:REF_ROWS], refs["sparse"])
+                        per_syn = 12 if "BCOO" in m.name else 4  # (row, col, value) vs target index
+                        syn = conn.n_synapses if "BCOO" in m.name else k_union * table.shape[1]
+                        row["bytes"] = per_syn * syn + 8 * batch * n
+                    row.update(result)
+                    rows.append(row)
+                    progress.update()
+            save(_summary(rows, peer, peer_reason, args))  # partial results survive an interrupted run
+        del weight
+    progress.close()
+    return _summary(rows, peer, peer_reason, args)
+
+
+def _summary(rows, peer, peer_reason, args) -> dict:
+    # The denominator: the best read rate a dense product reached in this run.
+    dense_rates = [r["bytes"] / r["ms"] * 1e-6 for r in rows if r.get("ms") and r["method"].startswith("dense")]
+    best_read = max(dense_rates) if dense_rates else None
+    for r in rows:
+        if "ms" not in r:
+            continue
+        r["GBps"] = r["bytes"] / r["ms"] * 1e-6
+        r["bandwidth_fraction"] = r["GBps"] / best_read if best_read else None
+        dense = _find(rows, r, "dense (HIGHEST)")
+        r["speedup_vs_dense"] = dense["ms"] / r["ms"] if dense and "ms" in dense else None
+    return {
+        "command": "python -m eventlib.bench " + " ".join(sys.argv[1:]),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "device": device_name(),
+        "backend": jax.default_backend(),
+        "versions": versions(),
+        "peer": None if peer is None else "brainevent " + importlib.metadata.version("brainevent"),
+        "peer_skipped_because": peer_reason,
+        "patterns_per_graph": args.patterns,
+        "best_dense_read_GBps": best_read,
+        "rows": rows,
+    }
+
+
+def _find(rows, like, method):
+    for r in rows:
+        if (r["n"], r["batch"], r["rate"], r["method"]) == (like["n"], like["batch"], like["rate"], method):
+            return r
+    return None
+
+
+class _Plain:
+    """Progress on stderr where tqdm is missing."""
+
+    def __init__(self, total):
+        self.total, self.done, self.desc = total, 0, ""
+
+    def set_description(self, desc):
+        self.desc = desc
+
+    def update(self):
+        self.done += 1
+        print(f"[{self.done}/{self.total}] {self.desc}", file=sys.stderr, flush=True)
+
+    def close(self):
+        pass
+
+
+def _progress(total):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _Plain(total)
+    return tqdm(total=total, unit="case", file=sys.stderr)
+
+
+# -- report --------------------------------------------------------------------
+
+
+def table(result: dict) -> str:
+    """Markdown: time per call in ms, speed-up over dense HIGHEST, and the
+    fraction of the read bandwidth, one row per (n, batch, rate)."""
+    rows = result["rows"]
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    head = "| n | batch | rate | " + " | ".join(methods) + " |"
+    lines = [head, "|" + "---|" * (3 + len(methods))]
+    for key in dict.fromkeys((r["n"], r["batch"], r["rate"]) for r in rows):
+        cells = []
+        for m in methods:
+            r = next((r for r in rows if (r["n"], r["batch"], r["rate"], r["method"]) == (*key, m)), None)
+            if r is None or "ms" not in r:
+                cells.append("error" if r else "")
+                continue
+            frac = r.get("bandwidth_fraction")
+            cells.append(f"{r['ms']:.3g} ({r['speedup_vs_dense']:.2g}x, {frac:.0%})")
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in result["rows"] if "ms" in r]
+    panels = list(dict.fromkeys((r["n"], r["batch"]) for r in rows))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for ax, (n, batch) in zip(axes[0], panels, strict=True):
+        for m in dict.fromkeys(r["method"] for r in rows):
+            pts = [(r["rate"], r["ms"]) for r in rows if (r["n"], r["batch"], r["method"]) == (n, batch, m)]
+            if pts:
+                style = "-" if "eventlib" in m else ("--" if m.startswith("dense") else ":")
+                ax.plot(*zip(*pts, strict=True), style, marker="o", label=m)
+        ax.set(xscale="log", yscale="log", xlabel="firing rate", ylabel="ms per call", title=f"n={n}, batch={batch}")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(result["device"], fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None) -> int:
+    gpu = jax.default_backend() == "gpu"
+    ap = argparse.ArgumentParser(prog="python -m eventlib.bench", description=__doc__)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10000, 50000] if gpu else [2000, 10000])
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 64])
+    ap.add_argument("--rates", type=float, nargs="+", default=list(RATES))
+    ap.add_argument("--patterns", type=int, default=16, help="spike patterns per compiled program")
+    ap.add_argument("--reps", type=int, default=20, help="timed repetitions (fewer when slow, see --budget)")
+    ap.add_argument("--budget", type=float, default=2.0, help="seconds of timed repetitions per case, roughly")
+    ap.add_argument("--no-peer", action="store_true", help="leave out brainstate/brainevent")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quick", action="store_true", help="a small smoke run")
+    ap.add_argument("--out", type=Path, default=Path("bench.json"), help="JSON results (a .md table and .png beside)")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.sizes, args.patterns, args.reps, args.budget = [500], 4, 3, 0.2
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    result = run(args, save=lambda result: args.out.write_text(json.dumps(result, indent=1) + "\n"))
+    md = table(result)
+    print(f"\n{result['device']}; best dense read {result['best_dense_read_GBps'] or 0:.0f} GB/s")
+    print("time per call in ms (speed-up over dense HIGHEST, fraction of that read bandwidth)\n")
+    print(md)
+    worst = {}
+    for r in result["rows"]:
+        if "rel_err" in r:
+            worst[r["method"]] = max(worst.get(r["method"], 0.0), r["rel_err"])
+    print("\nworst ||out - ref|| / ||ref|| against float64: " + "; ".join(f"{m} {e:.1e}" for m, e in worst.items()))
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    args.out.with_suffix(".md").write_text(md + "\n")
+    plot(result, args.out.with_suffix(".png"))
+    print(f"\nwrote {args.out}, {args.out.with_suffix('.md')}, {args.out.with_suffix('.png')}")
+    return 0
