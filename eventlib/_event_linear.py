@@ -55,7 +55,7 @@ class EventLinear(brainstate.nn.Module):
       block_size: accepted for compatibility with brainstate, unused.
       name: module name.
       param_type: the state class holding the weight (default ``ParamState``).
-      path: ``'auto'``, ``'event'`` or ``'dense'`` (see :mod:`eventlib.ops`).
+      path: ``'auto'``, ``'event'``, ``'kernel'`` or ``'dense'`` (see :mod:`eventlib.ops`).
 
     Shapes:
       spikes: bool, integer or float array ``(..., n_pre)``, any number of

@@ -150,7 +150,11 @@ class _SparseLayer(brainstate.nn.Module):
 
     def to_dense(self):
         """The ``(n_pre, n_post)`` matrix this layer represents (duplicate
-        synapses add up). For checks and small layers only: it is dense."""
+        synapses add up). For checks and small layers only: it is dense.
+
+        Inside a function traced by ``jax.jit`` the connectivity is a
+        constant, so XLA builds this matrix at compile time (slowly, for
+        large layers); compute it outside and pass it in as an argument."""
         w, unit = self._weight_vector()
         return _units.attach(csr_to_dense(w, self.indptr, self.indices, self.n_post), unit)
 
@@ -221,7 +225,7 @@ _COMMON_DOC = """
       conn_init: accepted for compatibility with brainstate, unused
         (construction is always vectorised).
       param_type: the state class holding the weight (default ``ParamState``).
-      path: ``'auto'``, ``'event'`` or ``'dense'`` (see :mod:`eventlib.ops`).
+      path: ``'auto'``, ``'event'``, ``'kernel'`` or ``'dense'`` (see :mod:`eventlib.ops`).
 
     Shapes:
       input ``(..., n_pre)``, any number of leading batch dimensions

@@ -111,19 +111,23 @@ class Connectivity:
 
     @property
     def n_synapses(self) -> int:
+        """Number of stored synapses (repeated pairs count once each)."""
         return int(self.indices.shape[0])
 
     @property
     def row_lengths(self) -> np.ndarray:
+        """Synapses of each presynaptic neuron (its out-degree), shape ``(n_pre,)``."""
         return np.diff(self.indptr)
 
     @property
     def max_row(self) -> int:
-        """The longest row: the static window an event-driven gather reads."""
+        """Length of the longest row, which is the static window an
+        event-driven gather reads."""
         return int(self.row_lengths.max()) if self.n_pre else 0
 
     @property
     def nbytes(self) -> int:
+        """Bytes of the stored index arrays (``indptr`` and ``indices``)."""
         return int(self.indptr.nbytes + self.indices.nbytes)
 
     def pre_indices(self) -> np.ndarray:
@@ -131,6 +135,7 @@ class Connectivity:
         return np.repeat(np.arange(self.n_pre, dtype=np.int32), self.row_lengths)
 
     def in_degrees(self) -> np.ndarray:
+        """Synapses onto each postsynaptic neuron (its in-degree), shape ``(n_post,)``."""
         return np.bincount(self.indices, minlength=self.n_post)
 
     def to_dense(self, weight=1.0) -> np.ndarray:

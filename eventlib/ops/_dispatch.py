@@ -49,12 +49,17 @@ _default_path = "auto"
 
 
 def set_default_path(path: str) -> None:
-    """Force the path used by every call that passes ``path='auto'``."""
+    """Force the path used by every call that passes ``path='auto'``.
+
+    The default is read when a function is traced: a function already
+    compiled by ``jax.jit`` keeps the path it was traced with.
+    """
     global _default_path
     _default_path = check_path(path)
 
 
 def get_default_path() -> str:
+    """The process-wide default set by :func:`set_default_path` (initially ``'auto'``)."""
     return _default_path
 
 

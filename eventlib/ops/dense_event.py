@@ -385,7 +385,7 @@ def event_matmul(spikes, weight, *, float_as_event: bool = False, path: str = "a
       weight: float array ``(n_pre, n_post)``.
       float_as_event: count every nonzero input as 1 (brainstate's
         ``float_as_event=True``); the spike gradient is then straight-through.
-      path: ``'auto'``, ``'event'`` or ``'dense'`` (see :mod:`eventlib.ops`).
+      path: ``'auto'``, ``'event'``, ``'kernel'`` or ``'dense'`` (see :mod:`eventlib.ops`).
 
     Returns:
       Array ``(..., n_post)``, equal to ``spikes @ weight`` up to float32

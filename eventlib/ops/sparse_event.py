@@ -66,6 +66,8 @@ def coo_matmul(x, weight, pre, post, n_post: int):
 
 
 def csr_to_dense(weight, indptr, indices, n_post: int):
+    """The ``(n_pre, n_post)`` matrix the CSR connectivity stands for
+    (repeated pairs add up). For tests and small sizes: it is dense."""
     n_pre = indptr.shape[0] - 1
     pre = csr_pre_indices(indptr, indices.shape[0])
     weight = jnp.broadcast_to(jnp.asarray(weight), indices.shape)
@@ -366,16 +368,20 @@ def csr_event_matmul(
       spikes: bool, integer or float array ``(..., n_pre)``.
       weight: float scalar (every synapse) or array ``(n_synapses,)`` in
         storage order.
-      indptr: int32 ``(n_pre + 1,)`` row offsets; indices: int32
-        ``(n_synapses,)`` postsynaptic targets.
+      indptr: int32 ``(n_pre + 1,)`` row offsets.
+      indices: int32 ``(n_synapses,)`` postsynaptic targets.
       n_post: number of postsynaptic neurons.
       max_row: the longest row (static). Computed from ``indptr`` when not
         given, which needs a concrete ``indptr`` (not a tracer).
       float_as_event: count every nonzero input as 1.
-      path: ``'auto'``, ``'event'`` or ``'dense'``.
+      path: ``'auto'``, ``'event'``, ``'kernel'`` or ``'dense'`` (see
+        :mod:`eventlib.ops`).
 
     Returns:
       ``(..., n_post)`` array equal to ``spikes @ M`` to float32 rounding.
+      The GPU kernel adds with float atomics, so an output receiving several
+      events may differ in its last bits from run to run (exact for sums of
+      small dyadic weights).
     """
     if max_row is None:
         if isinstance(indptr, jax.core.Tracer):
