@@ -2,13 +2,15 @@
 #   make            the main job: builds the book (_build/html/index.html)
 #   make test       every CPU test, in the oldest and the newest supported environment
 #   make bench-cpu  the CPU benchmark against dense, BCOO and brainstate/brainevent
+#   make test-gpu   the operator tests compiled for a CUDA GPU (GPU_PYTHON: a Python with jax[cuda])
+#   make bench      python -m eventlib.bench on whatever device GPU_PYTHON's jax uses
 
 SHELL := /bin/bash
 PY_oldest := $(shell tools/find-python 3.11)
 PY_newest := $(shell tools/find-python 3.12)
 PYTEST_ARGS ?=
 
-.PHONY: all demo test test-oldest test-newest lint bench-cpu clean
+.PHONY: all demo test test-oldest test-newest lint bench-cpu test-gpu bench clean
 .PRECIOUS: .venv-%/ready
 
 all: book
@@ -45,6 +47,17 @@ test: lint test-oldest test-newest
 
 bench-cpu: .venv-newest/ready
 	.venv-newest/bin/python benchmarks/cpu_core.py --out benchmarks/results/cpu_core.json
+
+# On a machine with an NVIDIA GPU of compute capability >= 8.0, with a Python whose jax has CUDA
+# (for example `pip install -U "jax[cuda12]"`) and eventlib's dependencies installed.
+GPU_PYTHON ?= python3
+test-gpu:
+	@$(GPU_PYTHON) -c "import sys, eventlib; sys.exit(eventlib.which_path() != 'kernel')" || \
+	  { echo "test-gpu: $(GPU_PYTHON)'s jax sees no CUDA GPU of compute capability >= 8.0"; exit 1; }
+	$(GPU_PYTHON) -m pytest $(LIBRARY_ONLY) $(PYTEST_ARGS)
+
+bench:
+	$(GPU_PYTHON) -m eventlib.bench --out benchmarks/results/bench.json
 
 clean:
 	rm -rf .venv-oldest .venv-newest .pytest_cache .hypothesis

@@ -351,6 +351,11 @@ def main(argv=None) -> int:
     print("\nworst ||out - ref|| / ||ref|| against float64: " + "; ".join(f"{m} {e:.1e}" for m, e in worst.items()))
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     args.out.with_suffix(".md").write_text(md + "\n")
-    plot(result, args.out.with_suffix(".png"))
-    print(f"\nwrote {args.out}, {args.out.with_suffix('.md')}, {args.out.with_suffix('.png')}")
+    written = [args.out, args.out.with_suffix(".md")]
+    try:
+        plot(result, args.out.with_suffix(".png"))
+        written.append(args.out.with_suffix(".png"))
+    except ImportError:
+        print("matplotlib is not installed: no figure", file=sys.stderr)
+    print("\nwrote " + ", ".join(map(str, written)))
     return 0

@@ -1,0 +1,47 @@
+"""The benchmark command runs end to end and reports what it measured."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import eventlib
+from eventlib import bench
+
+
+def test_quick_run(tmp_path, capsys):
+    """A smoke run writes the JSON, table and figure, every method of every
+    case has a time, and every result is within float32 rounding of float64."""
+    out = tmp_path / "bench.json"
+    assert bench.main(["--quick", "--no-peer", "--batches", "1", "3", "--rates", "0.05", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["backend"] and result["versions"]["jax"]
+    assert result["peer"] is None and "disabled" in result["peer_skipped_because"]
+    rows = result["rows"]
+    methods = {r["method"] for r in rows}
+    assert {"dense (HIGHEST)", "eventlib event_matmul", "eventlib csr_event_matmul"} <= methods
+    assert len(rows) == 2 * len(methods)  # two batches, one size, one rate
+    for r in rows:
+        assert "error" not in r, r
+        assert r["ms"] > 0 and r["first_call_s"] > 0 and r["bytes"] > 0
+        assert r["speedup_vs_dense"] > 0 and 0 < r["bandwidth_fraction"]
+        if "default" not in r["method"]:  # XLA's default precision may be TF32 on GPUs
+            assert r["rel_err"] <= 1e-6, r
+    assert result["best_dense_read_GBps"] > 0
+    assert out.with_suffix(".md").read_text().startswith("| n | batch | rate |")
+    assert out.with_suffix(".png").stat().st_size > 0
+    printed = capsys.readouterr().out
+    assert "eventlib event_matmul" in printed and "worst" in printed
+
+
+def test_which_path_on_other_backends():
+    """'auto' means the portable path wherever the kernels are not compiled
+    for a supported CUDA GPU; explicit paths are what they say."""
+    assert eventlib.which_path(backend="cpu") == "event"
+    assert eventlib.which_path(backend="tpu") == "event"
+    expected = "kernel" if eventlib.ops._dispatch.gpu_kernels_supported() else "event"
+    assert eventlib.which_path(backend="gpu") == expected
+    assert eventlib.which_path("kernel", backend="cpu") == "kernel"  # the interpreter
+    with pytest.raises(ValueError, match="path must be one of"):
+        eventlib.which_path("fast")
