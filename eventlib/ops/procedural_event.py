@@ -87,7 +87,11 @@ def _fold_pairs(spikes, values, rule: Rule, table, body, init, every_row: bool):
 
     state = (init, rows.new_scratch(rule))
     if every_row:
-        carry, _ = lax.fori_loop(0, n_pre, lambda i, s: visit(jnp.int32(-1), i, values[:, i], s), state)
+
+        def row(i, s):
+            return visit(jnp.int32(-1), i, None if values is None else values[:, i], s)
+
+        carry, _ = lax.fori_loop(0, n_pre, row, state)
         return carry
     mask = spikes.reshape(-1).astype(jnp.bool_)
     flat_idx, count = active_indices(mask, 0), count_active(mask)
@@ -185,9 +189,27 @@ def _weight_cotangent(values, spikes, cotangent, table, rule: Rule, scalar: bool
     return _fold_pairs(spikes, values, rule, table, gather, init, every_row)
 
 
+def _spikes_cotangent(cotangent, weight, table, rule: Rule):
+    """``cotangent @ M.T``: every row regenerated once, its targets' cotangent
+    summed per batch row (the transpose of the spikes' tangent map)."""
+
+    def gather(b, i, value, targets, grad):
+        ct = jnp.sum(cotangent.at[:, targets].get(mode="fill", fill_value=0), axis=1)
+        return grad.at[:, i].add(ct * _row_weight(weight, i).astype(ct.dtype))
+
+    init = jnp.zeros((cotangent.shape[0], rule.n_pre), cotangent.dtype)
+    return _fold_pairs(None, None, rule, table, gather, init, every_row=True)
+
+
 def _transpose(cotangent, spikes, weight, table, *, rule, float_as_event, path):
-    if ad.is_undefined_primal(spikes) or ad.is_undefined_primal(table):
-        raise NotImplementedError("procedural_event_matmul is linear in the weight only")
+    if ad.is_undefined_primal(table) or (ad.is_undefined_primal(spikes) and ad.is_undefined_primal(weight)):
+        raise NotImplementedError("procedural_event_matmul is linear in the spikes or the weight, not both")
+    if ad.is_undefined_primal(spikes):
+        # Only the spikes' tangent map (float values, float_as_event off) is transposed here.
+        if type(cotangent) is ad.Zero:
+            return ad.Zero(spikes.aval), None, None
+        ct = _spikes_cotangent(cotangent, jnp.asarray(weight), table, rule)
+        return ct.astype(spikes.aval.dtype), None, None
     if type(cotangent) is ad.Zero:
         return None, ad.Zero(weight.aval), None
     scalar, dtype = len(weight.aval.shape) == 0, weight.aval.dtype
