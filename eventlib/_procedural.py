@@ -19,6 +19,7 @@ from . import _units
 from . import connectivity as conn_lib
 from ._event_linear import init_param
 from .ops import _dispatch
+from .ops._procedural_rows import max_row_bound
 from .ops.procedural_event import expected_synapses, procedural_event_matmul, stored_connectivity
 
 
@@ -42,7 +43,7 @@ def setup(layer, rule, table, conn_weight, *, param_type, path) -> None:
     layer.n_pre, layer.n_post = rule.n_pre, rule.n_post
     layer.path = _dispatch.check_path(path)
     layer.rule = rule
-    layer.max_row = rule.k if rule.k else rule.width
+    layer.max_row = max_row_bound(rule)  # typical, not a hard bound, for a probability
     # The table travels as state (not a compile-time constant), like stored indices.
     from ._fixed_conn import ConnectivityState
 

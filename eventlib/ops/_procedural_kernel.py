@@ -60,6 +60,11 @@ def _binary_gaps(table_ref, bits, n_table: int):
     return lo
 
 
+def _any_row(matches):
+    # An int32 reduction, the kind the other kernels already use, not a boolean one.
+    return jnp.max(matches.astype(jnp.int32), axis=1) > 0
+
+
 def _row_blocks(rule: rows.Rule, table_ref, n_table: int, row, emit):
     """Call ``emit(targets, ok)`` for each block of row ``row``'s targets."""
     lane = jnp.arange(_BLOCK, dtype=jnp.int32)
@@ -86,11 +91,11 @@ def _row_blocks(rule: rows.Rule, table_ref, n_table: int, row, emit):
         def first(c, kept):
             cand, valid = draws(c)
             earlier = lane[None, :] < lane[:, None]
-            dup = jnp.any((cand[:, None] == cand[None, :]) & earlier & valid[None, :], axis=1)
+            dup = _any_row((cand[:, None] == cand[None, :]) & earlier & valid[None, :])
 
             def against(e, dup):
                 other, other_valid = draws(e)
-                return dup | jnp.any((cand[:, None] == other[None, :]) & other_valid[None, :], axis=1)
+                return dup | _any_row((cand[:, None] == other[None, :]) & other_valid[None, :])
 
             dup = lax.fori_loop(0, c, against, dup)
             is_first = valid & ~dup
