@@ -310,3 +310,22 @@ def test_operator_errors():
         proc.procedural_event_matmul(spikes, jnp.float32(1), rule, jnp.zeros((3,), jnp.int32))
     with pytest.raises(ValueError, match="n_pre=40"):
         proc.procedural_event_matmul(jnp.zeros((39,), jnp.bool_), jnp.float32(1), rule, table)
+
+
+def test_gradients_through_the_kernel(rng):
+    """The kernel path's forward and weight tangent, with the portable
+    transposes, give the dense product's gradients."""
+    rule, table, conn = rule_and_stored("prob")
+    dense = jnp.asarray(conn.to_dense())
+    spikes = jnp.asarray(make_spikes(rng, "float", (2, rule.n_pre), 5))
+    weight = jnp.float32(0.75)
+
+    def loss(s, w):
+        return jnp.sum(proc.procedural_event_matmul(s, w, rule, table, path="kernel") ** 2)
+
+    def ref_loss(s, w):
+        return jnp.sum(jnp.matmul(s, dense * w, precision="highest") ** 2)
+
+    grads, ref_grads = jax.grad(loss, (0, 1))(spikes, weight), jax.grad(ref_loss, (0, 1))(spikes, weight)
+    for got, want in zip(grads, ref_grads, strict=True):
+        assert_close(got, want, tol=1e-6)
