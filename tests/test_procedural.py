@@ -117,6 +117,16 @@ def test_first_distinct_after_redraws(monkeypatch, path):
     np.testing.assert_array_equal(np.asarray(dense), stored.to_dense())
 
 
+def test_first_distinct_stamps_wrap(monkeypatch, rng):
+    """The dedupe's per-row stamps restart from zero before they would pass
+    int32; with a limit of three rows' stamps they restart every third row."""
+    rule, table = proc.make_rule(30, 200, 77, k=20)
+    monkeypatch.setattr(rows, "_STAMP_LIMIT", 3 * rule.width)
+    spikes = make_spikes(rng, "bool", (4, 30), 12)
+    out = proc.procedural_event_matmul(spikes, jnp.float32(1), rule, table, path="event")
+    assert_exact(out, f64(spikes) @ proc.stored_connectivity(rule).to_dense().astype(np.float64))
+
+
 # -- products ---------------------------------------------------------------------------
 
 PRODUCT_CASES = [

@@ -19,6 +19,7 @@ from jax import lax
 from .. import connectivity as conn_lib
 
 _U32 = jnp.uint32
+_STAMP_LIMIT = 2**31 - 1  # the largest stamp of the 'first' dedupe (lowered by a test)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,10 +117,11 @@ def geometric_gaps(table, bits):
 
 def new_scratch(rule: Rule):
     """Working memory the row generator threads through a loop: for
-    ``'first'``, one int32 slot per target (``O(n_post)``, reused for every row)."""
+    ``'first'``, one int32 stamp per target (``O(n_post)``, reused for every
+    row) and the number of rows stamped so far."""
     if rule.scheme == "first":
-        return jnp.full((rule.n_post,), rule.width, jnp.int32)
-    return jnp.zeros((0,), jnp.int32)
+        return jnp.zeros((rule.n_post,), jnp.int32), jnp.int32(0)
+    return jnp.zeros((0,), jnp.int32), jnp.int32(0)
 
 
 def fold_row(rule: Rule, table, row, fn, carry, scratch):
@@ -147,11 +149,19 @@ def fold_row(rule: Rule, table, row, fn, carry, scratch):
             return carry, scratch
         pos = jnp.arange(rule.width, dtype=jnp.int32)
         cand = below(hash_bits(rule, row, pos), n_post)
-        # The first draw of each value: scatter-min the positions into the
-        # scratch (all entries equal `width` between rows), read back, reset.
-        scratch = scratch.at[cand].min(pos)
-        first = scratch[cand] == pos
-        scratch = scratch.at[cand].set(rule.width)
+        # The first draw of each value: the r-th row stamps r * width - pos
+        # with a scatter-max (its earliest draw of a value wins, and every
+        # stamp of an earlier row is smaller), then reads its stamps back.
+        # No reset between rows; only when the stamps would pass int32.
+        stamps, r = scratch
+        r = r + 1
+        stamps, r = lax.cond(
+            r > _STAMP_LIMIT // rule.width, lambda: (jnp.zeros_like(stamps), jnp.int32(1)), lambda: (stamps, r)
+        )
+        value = r * rule.width - pos
+        stamps = stamps.at[cand].max(value)
+        first = stamps[cand] == value
+        scratch = (stamps, r)
         keep = first & (jnp.cumsum(first, dtype=jnp.int32) <= rule.k)
         return fn(jnp.where(keep, cand, n_post), carry), scratch
 
