@@ -57,12 +57,24 @@ def main(argv=None):
     print(f"# n = {n}, {n_active} active inputs per call")
     print("| connectivity | form | build s | index bytes | call ms | ns / synaptic event |")
     print("|---|---|---:|---:|---:|---:|")
-    for label, conn_num in ((f"fixed fan-out k={k}", k), (f"probability {k / n:g}", k / n)):
+    cases = (
+        (f"fixed fan-out k={k}, distinct", k, False),
+        (f"fixed fan-out k={k}, repeats allowed", k, True),
+        (f"probability {k / n:g}", k / n, False),
+    )
+    for label, conn_num, multi in cases:
         outs = {}
         for procedural in (False, True):
             t0 = time.perf_counter()
             layer = eventlib.EventFixedProb(
-                n, n, conn_num=conn_num, conn_weight=0.1, seed=0, path="event", procedural=procedural
+                n,
+                n,
+                conn_num=conn_num,
+                conn_weight=0.1,
+                allow_multi_conn=multi,
+                seed=0,
+                path="event",
+                procedural=procedural,
             )
             build = time.perf_counter() - t0
             fn = jax.jit(layer)
