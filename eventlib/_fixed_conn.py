@@ -166,7 +166,7 @@ class _SparseLayer(brainstate.nn.Module):
             return _procedural.n_synapses(self)
         return int(self.indices.shape[0])
 
-    def stored_connectivity(self) -> conn_lib.Connectivity:
+    def stored_connectivity(self):
         """The matrix's synapses as a :class:`~eventlib.connectivity.Connectivity`
         (for a procedural layer, built now in NumPy: memory proportional to
         the synapses)."""
@@ -283,8 +283,8 @@ _COMMON_DOC = """
         ``O(n_pre + n_post)``, more arithmetic per synaptic event). Needs
         fixed fan-out or a probability, ``afferent_ratio=1``, and a scalar
         ``conn_weight`` or one weight per presynaptic row ``(n_pre,)``;
-        ``n_synapses`` is then the expected count for a probability. See
-        :mod:`eventlib._procedural`.
+        ``n_synapses`` is then the expected count for a probability (see
+        :func:`eventlib.ops.procedural_event_matmul`).
 
     Shapes:
       input ``(..., n_pre)``, any number of leading batch dimensions

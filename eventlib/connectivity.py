@@ -28,6 +28,7 @@ __all__ = [
     "fixed_num_per_pre",
     "fixed_num_per_post",
     "from_indices",
+    "geometric_table",
     "MAX_SYNAPSES",
 ]
 

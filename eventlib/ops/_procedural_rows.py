@@ -30,11 +30,12 @@ class Rule:
     Attributes:
       scheme: ``'prob'`` (geometric skipping over a threshold table),
         ``'all'`` (probability 1), or a fixed count's ``'multi'``,
-        ``'first'``, ``'smallest'`` (:func:`eventlib.connectivity.count_scheme`).
+        ``'first'``, ``'smallest'`` (as ``eventlib.connectivity.count_scheme`` picks).
       n_pre, n_post: population sizes.
       seed: the connectivity seed.
       k: targets per row (fixed counts), else 0.
-      width: draws generated at once: the window of :func:`fixed_prob` (a
+      width: draws generated at once: the window of
+        :func:`eventlib.connectivity.fixed_prob` (a
         row continues in further windows), or for ``'first'`` the draws that
         suffice for every row.
       prob: the connection probability (``'prob'`` only).
@@ -69,7 +70,24 @@ class Rule:
 
 
 def make_rule(n_pre: int, n_post: int, seed: int, *, prob: float | None = None, k: int = 0, distinct: bool = True):
-    """The rule and its uint32 threshold table (empty unless ``'prob'``)."""
+    """The :class:`Rule` of a connectivity and its threshold table.
+
+    Args:
+      n_pre, n_post: population sizes.
+      seed: int in ``[0, 2**32)``.
+      prob: a connection probability in (0, 1] (as
+        :func:`eventlib.connectivity.fixed_prob`); or
+      k, distinct: ``k`` targets per presynaptic neuron, distinct or with
+        repeats (as :func:`eventlib.connectivity.fixed_num_per_pre`). For
+        distinct targets this generates every row once, without storing
+        it, to find the draws that suffice (time proportional to the
+        synapses, memory to one chunk).
+
+    Returns:
+      ``(rule, table)``: the hashable rule and a uint32 NumPy array of at
+      most ``n_post`` geometric thresholds (empty unless a probability
+      below 1).
+    """
     empty = np.zeros((0,), np.uint32)
     if prob is not None:
         if prob == 1.0:

@@ -62,9 +62,11 @@ def procedural_to_dense(rule: Rule, table, weight=1.0):
     return procedural_event_matmul(eye, weight, rule, table, path="dense")
 
 
-def procedural_matmul_reference(spikes, weight, conn: conn_lib.Connectivity, *, float_as_event: bool = False):
+def procedural_matmul_reference(spikes, weight, conn, *, float_as_event: bool = False):
     """The product the operator must equal, from the stored connectivity
-    ``conn`` (dense float32 matmul at ``HIGHEST``)."""
+    ``conn`` (a :class:`eventlib.connectivity.Connectivity`, such as
+    ``stored_connectivity()`` of a layer): a dense float32 matmul at
+    ``HIGHEST``; ``weight`` is a scalar or ``(n_pre,)``."""
     spikes, weight = jnp.asarray(spikes), jnp.asarray(weight)
     dense = jnp.asarray(conn.to_dense()) * (weight[:, None] if weight.ndim else weight)
     dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
