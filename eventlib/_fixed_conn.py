@@ -18,10 +18,11 @@ import brainstate
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks, _units
+from . import _checks, _procedural, _units
 from . import connectivity as conn_lib
 from ._event_linear import init_param
 from .ops import _dispatch
+from .ops.procedural_event import make_rule
 from .ops.sparse_event import coo_matmul, csr_event_matmul, csr_pre_indices, csr_to_dense
 
 __all__ = ["EventFixedProb", "FixedNumConn", "EventFixedNumConn", "ConnectivityState"]
@@ -79,14 +80,34 @@ class _SparseLayer(brainstate.nn.Module):
     """Shared storage, weights and export of the connectivity layers."""
 
     _dense_equivalent = False  # True for the layer whose product visits every synapse
+    procedural = False
 
-    def _random_setup(self, build, conn_weight, *, efferent_target, afferent_ratio, allow_multi_conn, seed, **kwargs):
+    def _random_setup(
+        self,
+        build,
+        conn_weight,
+        *,
+        efferent_target,
+        afferent_ratio,
+        allow_multi_conn,
+        seed,
+        procedural=False,
+        rule_args=None,
+        **kwargs,
+    ):
         """Record the common arguments, build the connectivity with
         ``build(seed) -> (connectivity, fan_out or None)``, keep the afferent
-        fraction, and set up storage and weights."""
+        fraction, and set up storage and weights. A procedural layer instead
+        keeps the rule ``make_rule(n_pre, n_post, seed, **rule_args)``."""
         self.efferent_target = _check_target(efferent_target)
         self.allow_multi_conn = bool(allow_multi_conn)
         self.seed = _resolve_seed(seed)
+        if procedural:
+            _procedural.check_supported(efferent_target, "k" in rule_args, afferent_ratio)
+            self.procedural = True
+            rule, table = make_rule(*self._sizes, self.seed, **rule_args)
+            _procedural.setup(self, rule, table, conn_weight, **kwargs)
+            return
         conn, fan_out = build(self.seed)
         if afferent_ratio != 1.0:
             conn, fan_out = conn_lib.keep_afferent_rows(conn, afferent_ratio, self.seed), None
@@ -115,21 +136,44 @@ class _SparseLayer(brainstate.nn.Module):
         self.weight = param_type(init_param(conn_weight, init_shape, "conn_weight", shapes))
         conn_lib.warn_if_empty(conn, type(self).__name__)
 
+    def _stored_array(self, name: str):
+        if self.procedural:
+            raise AttributeError(
+                f"a procedural layer stores no synapses, so it has no {name}; "
+                "use to_dense(), synapses() or stored_connectivity()"
+            )
+        return self.connectivity.value[name]
+
     @property
     def indptr(self):
         """int32 ``(n_pre + 1,)``: row ``i``'s synapses are positions
-        ``indptr[i]`` to ``indptr[i + 1] - 1``."""
-        return self.connectivity.value["indptr"]
+        ``indptr[i]`` to ``indptr[i + 1] - 1`` (stored layers only)."""
+        return self._stored_array("indptr")
 
     @property
     def indices(self):
-        """int32 ``(n_synapses,)``: the postsynaptic target of each synapse."""
-        return self.connectivity.value["indices"]
+        """int32 ``(n_synapses,)``: the postsynaptic target of each synapse
+        (stored layers only)."""
+        return self._stored_array("indices")
 
     @property
     def n_synapses(self) -> int:
-        """Number of stored synapses (duplicates counted)."""
+        """Number of synapses (duplicates counted). For a procedural layer
+        with a probability this is the expected count
+        ``round(n_pre * n_post * prob)``: the realised one is never generated
+        as a whole (``stored_connectivity().n_synapses`` builds it)."""
+        if self.procedural:
+            return _procedural.n_synapses(self)
         return int(self.indices.shape[0])
+
+    def stored_connectivity(self):
+        """The matrix's synapses as a :class:`~eventlib.connectivity.Connectivity`
+        (for a procedural layer, built now in NumPy: memory proportional to
+        the synapses)."""
+        if self.procedural:
+            return _procedural.stored(self)
+        indptr, indices = np.asarray(self.indptr), np.asarray(self.indices)
+        return conn_lib.Connectivity(indptr, indices, self.n_pre, self.n_post)
 
     @property
     def nbytes(self) -> int:
@@ -146,6 +190,9 @@ class _SparseLayer(brainstate.nn.Module):
     def synapses(self):
         """``(pre_indices, post_indices)``: one entry per synapse, in the order
         of the per-synapse weights."""
+        if self.procedural:
+            conn = _procedural.stored(self)
+            return jnp.asarray(conn.pre_indices()), jnp.asarray(conn.indices)
         return csr_pre_indices(self.indptr, self.n_synapses), self.indices
 
     def to_dense(self):
@@ -155,6 +202,8 @@ class _SparseLayer(brainstate.nn.Module):
         Inside a function traced by ``jax.jit`` the connectivity is a
         constant, so XLA builds this matrix at compile time (slowly, for
         large layers); compute it outside and pass it in as an argument."""
+        if self.procedural:
+            return _procedural.to_dense(self)
         w, unit = self._weight_vector()
         return _units.attach(csr_to_dense(w, self.indptr, self.indices, self.n_post), unit)
 
@@ -197,6 +246,8 @@ class _SparseLayer(brainstate.nn.Module):
         return x, unit
 
     def _event_update(self, spikes):
+        if self.procedural:
+            return _procedural.product(self, spikes, self.float_as_event)
         s, s_unit = self._check_input(spikes, "spikes")
         w, w_unit = self._weight_vector()
         out = csr_event_matmul(
@@ -226,6 +277,14 @@ _COMMON_DOC = """
         (construction is always vectorised).
       param_type: the state class holding the weight (default ``ParamState``).
       path: ``'auto'``, ``'event'``, ``'kernel'`` or ``'dense'`` (see :mod:`eventlib.ops`).
+      procedural: if True, store no synapses: the rows of the active inputs
+        are regenerated on every call from the same hash that builds the
+        stored form, so the matrix is the same for the same seed (memory
+        ``O(n_pre + n_post)``, more arithmetic per synaptic event). Needs
+        fixed fan-out or a probability, ``afferent_ratio=1``, and a scalar
+        ``conn_weight`` or one weight per presynaptic row ``(n_pre,)``;
+        ``n_synapses`` is then the expected count for a probability (see
+        :func:`eventlib.ops.procedural_event_matmul`).
 
     Shapes:
       input ``(..., n_pre)``, any number of leading batch dimensions
@@ -274,12 +333,15 @@ class FixedNumConn(_SparseLayer):
         conn_init=None,
         param_type=brainstate.ParamState,
         path: str = "auto",
+        procedural: bool = False,
         **kwargs,
     ):
         super().__init__(name=name)
         n_pre, n_post = _checks.size(in_size, "in_size"), _checks.size(out_size, "out_size")
+        self._sizes = (n_pre, n_post)
         self._configure(**kwargs)
         self.conn_num = conn_num
+        k = _count(conn_num, n_post if efferent_target == "post" else n_pre)
         self._random_setup(
             lambda seed: _fixed_num(n_pre, n_post, conn_num, efferent_target, allow_multi_conn, seed),
             conn_weight,
@@ -289,6 +351,8 @@ class FixedNumConn(_SparseLayer):
             seed=seed,
             param_type=param_type,
             path=path,
+            procedural=procedural,
+            rule_args={"k": k, "distinct": not allow_multi_conn},
         )
 
     def _configure(self, **kwargs):
@@ -299,6 +363,8 @@ class FixedNumConn(_SparseLayer):
     def update(self, x):
         """Input ``x`` of shape ``(..., n_pre)`` (float, integer or bool) to
         ``(..., n_post)``, equal to ``x @ self.to_dense()``."""
+        if self.procedural:  # exact for any float input, at a cost per nonzero entry
+            return _procedural.product(self, x, float_as_event=False)
         x, x_unit = self._check_input(x, "x")
         w, w_unit = self._weight_vector()
         dtype = _checks.out_dtype(x.dtype, w.dtype)
@@ -371,9 +437,11 @@ class EventFixedProb(_SparseLayer):
         param_type=brainstate.ParamState,
         float_as_event: bool = False,
         path: str = "auto",
+        procedural: bool = False,
     ):
         super().__init__(name=name)
         n_pre, n_post = _checks.size(in_size, "in_size"), _checks.size(out_size, "out_size")
+        self._sizes = (n_pre, n_post)
         self.float_as_event = bool(float_as_event)
         self.conn_num = conn_num
         if isinstance(conn_num, (bool, np.bool_)) or not isinstance(conn_num, numbers.Real):
@@ -383,11 +451,16 @@ class EventFixedProb(_SparseLayer):
 
             def build(seed):
                 return _fixed_num(n_pre, n_post, conn_num, efferent_target, allow_multi_conn, seed)
+
+            fan_out = efferent_target == "post"
+            rule_args = {"k": _count(conn_num, n_post if fan_out else n_pre), "distinct": not allow_multi_conn}
         else:
             self.prob = _checks.probability(conn_num, "conn_num")
 
             def build(seed):
                 return conn_lib.fixed_prob(n_pre, n_post, self.prob, seed), None
+
+            rule_args = {"prob": self.prob}
 
         self._random_setup(
             build,
@@ -398,6 +471,8 @@ class EventFixedProb(_SparseLayer):
             seed=seed,
             param_type=param_type,
             path=path,
+            procedural=procedural,
+            rule_args=rule_args,
         )
 
     def update(self, spikes):

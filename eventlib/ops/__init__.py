@@ -13,6 +13,11 @@ from .dense_event import event_matmul as event_matmul
 from .dense_event import event_matmul_reference as event_matmul_reference
 from .dense_event import homogeneous_matmul as homogeneous_matmul
 from .dense_event import spike_values as spike_values
+from .procedural_event import Rule as Rule
+from .procedural_event import make_rule as make_rule
+from .procedural_event import procedural_event_matmul as procedural_event_matmul
+from .procedural_event import procedural_matmul_reference as procedural_matmul_reference
+from .procedural_event import procedural_to_dense as procedural_to_dense
 from .sparse_event import coo_matmul as coo_matmul
 from .sparse_event import csr_event_matmul as csr_event_matmul
 from .sparse_event import csr_pre_indices as csr_pre_indices

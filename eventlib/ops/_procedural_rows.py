@@ -1,0 +1,210 @@
+"""Rows of random connectivity regenerated in JAX, bit for bit as
+:mod:`eventlib.connectivity` builds them in NumPy.
+
+Everything that decides a target is uint32 arithmetic (the same hash, a
+multiply-high done in 16-bit halves because JAX has no uint64 without x64,
+integer comparisons against a threshold table), so a row is the same on
+every backend, in a vectorised loop or a kernel, whatever the blocking.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from .. import connectivity as conn_lib
+
+_U32 = jnp.uint32
+_STAMP_LIMIT = 2**31 - 1  # the largest stamp of the 'first' dedupe (lowered by a test)
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """How the rows of one connectivity are drawn (hashable: a static
+    parameter of the primitive).
+
+    Attributes:
+      scheme: ``'prob'`` (geometric skipping over a threshold table),
+        ``'all'`` (probability 1), or a fixed count's ``'multi'``,
+        ``'first'``, ``'smallest'`` (as ``eventlib.connectivity.count_scheme`` picks).
+      n_pre, n_post: population sizes.
+      seed: the connectivity seed.
+      k: targets per row (fixed counts), else 0.
+      width: draws generated at once: the window of
+        :func:`eventlib.connectivity.fixed_prob` (a
+        row continues in further windows), or for ``'first'`` the draws that
+        suffice for every row.
+      prob: the connection probability (``'prob'`` only).
+    """
+
+    scheme: str
+    n_pre: int
+    n_post: int
+    seed: int
+    k: int = 0
+    width: int = 0
+    prob: float = 0.0
+
+    @property
+    def block(self) -> int:
+        """Draws per step of the ``'prob'`` loop: the window, shortened where
+        ``block * (n_post + 1)`` (the largest partial sum) would pass int32."""
+        return max(1, min(self.width, (2**31 - 1 - self.n_post) // (self.n_post + 1)))
+
+    @property
+    def stream(self) -> int:
+        return conn_lib._STREAM_PROB if self.scheme == "prob" else conn_lib._STREAM_COUNT
+
+    @property
+    def row_key_base(self) -> int:
+        """The per-(seed, stream) part of the row key, folded on the host."""
+        with np.errstate(over="ignore"):
+            base = conn_lib._mix32(
+                np.uint32(self.seed & 0xFFFFFFFF) ^ conn_lib._mix32(np.uint32(self.stream) * conn_lib._GOLDEN)
+            )
+        return int(base)
+
+
+def make_rule(n_pre: int, n_post: int, seed: int, *, prob: float | None = None, k: int = 0, distinct: bool = True):
+    """The :class:`Rule` of a connectivity and its threshold table.
+
+    Args:
+      n_pre, n_post: population sizes.
+      seed: int in ``[0, 2**32)``.
+      prob: a connection probability in (0, 1] (as
+        :func:`eventlib.connectivity.fixed_prob`); or
+      k, distinct: ``k`` targets per presynaptic neuron, distinct or with
+        repeats (as :func:`eventlib.connectivity.fixed_num_per_pre`). For
+        distinct targets this generates every row once, without storing
+        it, to find the draws that suffice (time proportional to the
+        synapses, memory to one chunk).
+
+    Returns:
+      ``(rule, table)``: the hashable rule and a uint32 NumPy array of at
+      most ``n_post`` geometric thresholds (empty unless a probability
+      below 1).
+    """
+    empty = np.zeros((0,), np.uint32)
+    if prob is not None:
+        if prob == 1.0:
+            return Rule("all", n_pre, n_post, seed), empty
+        table = conn_lib.geometric_table(prob, n_post)
+        return Rule("prob", n_pre, n_post, seed, width=conn_lib.prob_window(n_post, prob), prob=prob), table
+    width = conn_lib.fixed_num_per_pre_window(n_pre, n_post, k, seed, distinct)
+    return Rule(conn_lib.count_scheme(k, n_post, distinct), n_pre, n_post, seed, k=k, width=width), empty
+
+
+def mix32(x):
+    """:func:`eventlib.connectivity._mix32` on uint32 JAX arrays."""
+    x = x ^ (x >> _U32(16))
+    x = x * _U32(0x7FEB352D)
+    x = x ^ (x >> _U32(15))
+    x = x * _U32(0x846CA68B)
+    return x ^ (x >> _U32(16))
+
+
+def hash_bits(rule: Rule, row, positions):
+    """uint32 bits of ``(row, positions)``: equal to
+    :func:`eventlib.connectivity.hash_bits` for the rule's seed and stream."""
+    golden = _U32(int(conn_lib._GOLDEN))
+    key = mix32(jnp.asarray(row).astype(_U32) * golden + _U32(rule.row_key_base))
+    x = mix32(key ^ (jnp.asarray(positions).astype(_U32) * golden))
+    return mix32(x + key)
+
+
+def below(bits, n: int):
+    """``(bits * n) >> 32`` as int32, for uint32 ``bits`` and ``n < 2**31``:
+    the multiply-high from 16-bit halves (every partial product fits in 32 bits)."""
+    a_lo, a_hi = bits & _U32(0xFFFF), bits >> _U32(16)
+    b_lo, b_hi = _U32(n & 0xFFFF), _U32(n >> 16)
+    cross = a_hi * b_lo + ((a_lo * b_lo) >> _U32(16))
+    cross2 = a_lo * b_hi + (cross & _U32(0xFFFF))
+    return (a_hi * b_hi + (cross >> _U32(16)) + (cross2 >> _U32(16))).astype(jnp.int32)
+
+
+def geometric_gaps(table, bits):
+    """Entries of ``table`` that are ``<= bits``: int32 gaps in ``[0, len(table)]``."""
+    if table.shape[0] == 0:
+        return jnp.zeros(bits.shape, jnp.int32)
+    return jnp.searchsorted(table, bits, side="right").astype(jnp.int32)
+
+
+def new_scratch(rule: Rule):
+    """Working memory the row generator threads through a loop: for
+    ``'first'``, one int32 stamp per target (``O(n_post)``, reused for every
+    row) and the number of rows stamped so far."""
+    if rule.scheme == "first":
+        return jnp.zeros((rule.n_post,), jnp.int32), jnp.int32(0)
+    return jnp.zeros((0,), jnp.int32), jnp.int32(0)
+
+
+def fold_row(rule: Rule, table, row, fn, carry, scratch):
+    """Fold ``fn(targets, carry)`` over the blocks of row ``row``'s targets.
+
+    ``targets`` is int32 ``(block,)``; entries equal to ``n_post`` are not
+    synapses (out of bounds: scatters drop them, filled gathers read 0).
+    Repeated targets (``'multi'``) are separate synapses. Returns
+    ``(carry, scratch)``.
+    """
+    n_post = rule.n_post
+    if rule.scheme == "all":
+        return fn(jnp.arange(n_post, dtype=jnp.int32), carry), scratch
+    if rule.scheme == "multi":
+        return fn(below(hash_bits(rule, row, jnp.arange(rule.k)), n_post), carry), scratch
+    if rule.scheme == "smallest":
+        if rule.k == 0:
+            return carry, scratch
+        # The k smallest keys are the k largest complements (keys of one row are distinct).
+        keys = hash_bits(rule, row, jnp.arange(n_post))
+        _, targets = lax.top_k(~keys, rule.k)
+        return fn(targets.astype(jnp.int32), carry), scratch
+    if rule.scheme == "first":
+        if rule.k == 0:
+            return carry, scratch
+        pos = jnp.arange(rule.width, dtype=jnp.int32)
+        cand = below(hash_bits(rule, row, pos), n_post)
+        # The first draw of each value: the r-th row stamps r * width - pos
+        # with a scatter-max (its earliest draw of a value wins, and every
+        # stamp of an earlier row is smaller), then reads its stamps back.
+        # No reset between rows; only when the stamps would pass int32.
+        stamps, r = scratch
+        r = r + 1
+        stamps, r = lax.cond(
+            r > _STAMP_LIMIT // rule.width, lambda: (jnp.zeros_like(stamps), jnp.int32(1)), lambda: (stamps, r)
+        )
+        value = r * rule.width - pos
+        stamps = stamps.at[cand].max(value)
+        first = stamps[cand] == value
+        scratch = (stamps, r)
+        keep = first & (jnp.cumsum(first, dtype=jnp.int32) <= rule.k)
+        return fn(jnp.where(keep, cand, n_post), carry), scratch
+
+    # 'prob': blocks of geometric gaps until the row passes n_post. Partial
+    # sums stay below 2**31 because gaps are at most n_post (see Rule.block).
+    block = rule.block
+
+    def body(state):
+        last, pos, carry = state
+        bits = hash_bits(rule, row, pos + jnp.arange(block, dtype=jnp.int32))
+        t = last + jnp.cumsum(geometric_gaps(table, bits) + 1, dtype=jnp.int32)
+        carry = fn(jnp.where(t < n_post, t, n_post), carry)
+        return jnp.minimum(t[-1], n_post), pos + block, carry
+
+    state = (jnp.int32(-1), jnp.int32(0), carry)
+    _, _, carry = lax.while_loop(lambda s: s[0] < n_post - 1, body, state)
+    return carry, scratch
+
+
+def max_row_bound(rule: Rule) -> int:
+    """Targets one row can have at most (the ``'prob'`` window is a typical
+    bound, not a hard one: rows continue)."""
+    return {"all": rule.n_post, "prob": rule.width}.get(rule.scheme, rule.k)
+
+
+def search_steps(n: int) -> int:
+    """Halvings a binary search over ``n`` entries needs to finish."""
+    return max(1, math.ceil(math.log2(n + 1)))

@@ -1,0 +1,306 @@
+"""Products with procedural connectivity: no synapse is stored.
+
+- :func:`procedural_event_matmul`: event-driven ``spikes @ M`` where each
+  active input's row of ``M`` is regenerated from ``(seed, row, position)``
+  by the counter-based hash that :mod:`eventlib.connectivity` builds the
+  stored form with; for the same seed it is the same matrix.
+- :func:`procedural_to_dense` / :func:`procedural_matmul_reference`: the
+  matrix and the product, from the stored construction in NumPy.
+
+``M[i, j]`` is ``weight`` (a scalar, or ``weight[i]`` for a per-row array)
+times the number of synapses from ``i`` to ``j`` (0 or 1 unless repeats are
+allowed). Memory: the spikes, the output, a threshold table of at most
+``n_post`` uint32 (probability rules) and an ``O(n_post)`` scratch -- nothing
+proportional to the synapses. Work: per active (batch row, input) pair, the
+row's regeneration -- about ``log2(table size)`` integer steps per target for
+a probability, a sort-free dedupe of ``width`` draws for distinct fixed
+counts, a hash of all ``n_post`` keys when ``k >= n_post / 4``.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.core import ShapedArray
+from jax.interpreters import ad, batching
+
+from .. import _checks
+from .. import connectivity as conn_lib
+from . import _procedural_rows as rows
+from ._dispatch import (
+    HIGHEST,
+    active_indices,
+    count_active,
+    make_primitive,
+    resolve_default,
+    resolve_path,
+    smooth_in_spikes,
+)
+from .dense_event import spike_values
+
+__all__ = ["procedural_event_matmul", "procedural_to_dense", "procedural_matmul_reference", "make_rule", "Rule"]
+
+Rule = rows.Rule
+make_rule = rows.make_rule
+
+
+def stored_connectivity(rule: Rule) -> conn_lib.Connectivity:
+    """The stored (CSR) form of the same matrix, built in NumPy."""
+    if rule.scheme == "all":
+        return conn_lib.fixed_prob(rule.n_pre, rule.n_post, 1.0, rule.seed)
+    if rule.scheme == "prob":
+        return conn_lib.fixed_prob(rule.n_pre, rule.n_post, rule.prob, rule.seed)
+    return conn_lib.fixed_num_per_pre(rule.n_pre, rule.n_post, rule.k, rule.seed, distinct=rule.scheme != "multi")
+
+
+def procedural_to_dense(rule: Rule, table, weight=1.0):
+    """float32 ``(n_pre, n_post)`` matrix of the rule, regenerated row by row
+    in JAX (for checks and small sizes: it is dense)."""
+    weight = jnp.asarray(weight, jnp.float32)
+    eye = jnp.eye(rule.n_pre, dtype=jnp.bool_)
+    return procedural_event_matmul(eye, weight, rule, table, path="dense")
+
+
+def procedural_matmul_reference(spikes, weight, conn, *, float_as_event: bool = False):
+    """The product the operator must equal, from the stored connectivity
+    ``conn`` (a :class:`eventlib.connectivity.Connectivity`, such as
+    ``stored_connectivity()`` of a layer): a dense float32 matmul at
+    ``HIGHEST``; ``weight`` is a scalar or ``(n_pre,)``."""
+    spikes, weight = jnp.asarray(spikes), jnp.asarray(weight)
+    dense = jnp.asarray(conn.to_dense()) * (weight[:, None] if weight.ndim else weight)
+    dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
+    return jnp.matmul(spike_values(spikes, dtype, float_as_event), dense.astype(dtype), precision=HIGHEST)
+
+
+# -- portable paths ----------------------------------------------------------
+
+
+def _fold_pairs(spikes, values, rule: Rule, table, body, init, every_row: bool):
+    """Fold ``body(b, i, value, targets, carry)`` over the (batch row ``b``,
+    input ``i``) pairs -- the active ones, or with ``every_row`` all rows once
+    (``b = -1``: the body handles every batch row) -- and over each row's
+    target blocks."""
+    n_pre = rule.n_pre
+
+    def visit(b, i, value, state):
+        carry, scratch = state
+        return rows.fold_row(rule, table, i, lambda t, c: body(b, i, value, t, c), carry, scratch)
+
+    state = (init, rows.new_scratch(rule))
+    if every_row:
+
+        def row(i, s):
+            return visit(jnp.int32(-1), i, None if values is None else values[:, i], s)
+
+        carry, _ = lax.fori_loop(0, n_pre, row, state)
+        return carry
+    mask = spikes.reshape(-1).astype(jnp.bool_)
+    flat_idx, count = active_indices(mask, 0), count_active(mask)
+    flat_values = values.reshape(-1)
+
+    def step(j, s):
+        flat = flat_idx[j]
+        return visit(flat // n_pre, flat % n_pre, flat_values[flat], s)
+
+    carry, _ = lax.fori_loop(0, count, step, state)
+    return carry
+
+
+def _row_weight(weight, i):
+    return weight if weight.ndim == 0 else weight[i]
+
+
+def _forward(values, spikes, weight, table, rule: Rule, every_row: bool):
+    batch = values.shape[0]
+
+    def add(b, i, value, targets, out):
+        w = _row_weight(weight, i)
+        if every_row:  # value is the column values[:, i]
+            return out.at[:, targets].add((value * w)[:, None], mode="drop")
+        if batch == 1:
+            return out.at[targets].add(value * w, mode="drop")
+        return out.at[b, targets].add(value * w, mode="drop")
+
+    shape = (rule.n_post,) if batch == 1 and not every_row else (batch, rule.n_post)
+    out = _fold_pairs(spikes, values, rule, table, add, jnp.zeros(shape, values.dtype), every_row)
+    return out.reshape(batch, rule.n_post)
+
+
+def _impl(spikes, weight, table, *, rule, float_as_event, path, platform):
+    batch, n_pre = spikes.shape
+    dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
+    values = spike_values(spikes, dtype, float_as_event)
+    weight = weight.astype(dtype)
+    path = resolve_path(path, platform)
+    if batch == 0 or rule.n_post == 0:
+        return jnp.zeros((batch, rule.n_post), dtype)
+    _check_flat_size(batch, n_pre)
+    if path == "kernel":
+        from ._procedural_kernel import procedural_kernel_call
+
+        return procedural_kernel_call(values, weight, table, rule, platform)
+    return _forward(values, spikes, weight, table, rule, every_row=path == "dense")
+
+
+def _check_flat_size(batch: int, n: int) -> None:
+    if batch * n >= 2**31:
+        raise ValueError(
+            f"a batch of {batch} rows of {n} inputs is beyond int32 indexing; split the batch into smaller calls"
+        )
+
+
+def _abstract(spikes, weight, table, *, rule, float_as_event, path):
+    return ShapedArray((spikes.shape[0], rule.n_post), _checks.out_dtype(spikes.dtype, weight.dtype))
+
+
+procedural_matmat_p = make_primitive("eventlib_procedural_event_matmat", _impl, _abstract)
+
+
+# -- derivatives -------------------------------------------------------------
+
+
+def _spikes_jvp(dspikes, spikes, weight, table, *, rule, float_as_event, path):
+    # The tangent is a float input like any other: the same product, exact
+    # for every nonzero tangent entry (straight through with float_as_event).
+    dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
+    return procedural_matmat_p.bind(dspikes.astype(dtype), weight, table, rule=rule, float_as_event=False, path=path)
+
+
+def _weight_jvp(dweight, spikes, weight, table, **params):
+    return procedural_matmat_p.bind(spikes, dweight, table, **params)
+
+
+ad.defjvp(procedural_matmat_p, _spikes_jvp, _weight_jvp, None)
+
+
+def _weight_cotangent(values, spikes, cotangent, table, rule: Rule, scalar: bool, every_row: bool):
+    """``g[i] = sum_b values[b, i] * sum_{j in row i} cotangent[b, j]``
+    visiting the active rows (or all rows); summed over ``i`` for a scalar."""
+
+    def gather(b, i, value, targets, grad):
+        if every_row:
+            ct = cotangent.at[:, targets].get(mode="fill", fill_value=0)
+            s = jnp.sum(value * jnp.sum(ct, axis=1))
+        else:
+            ct_row = lax.dynamic_index_in_dim(cotangent, b, keepdims=False)
+            s = value * jnp.sum(ct_row.at[targets].get(mode="fill", fill_value=0))
+        return grad + s if scalar else grad.at[i].add(s)
+
+    init = jnp.zeros((), cotangent.dtype) if scalar else jnp.zeros((rule.n_pre,), cotangent.dtype)
+    return _fold_pairs(spikes, values, rule, table, gather, init, every_row)
+
+
+def _spikes_cotangent(cotangent, weight, table, rule: Rule):
+    """``cotangent @ M.T``: every row regenerated once, its targets' cotangent
+    summed per batch row (the transpose of the spikes' tangent map)."""
+
+    def gather(b, i, value, targets, grad):
+        ct = jnp.sum(cotangent.at[:, targets].get(mode="fill", fill_value=0), axis=1)
+        return grad.at[:, i].add(ct * _row_weight(weight, i).astype(ct.dtype))
+
+    init = jnp.zeros((cotangent.shape[0], rule.n_pre), cotangent.dtype)
+    return _fold_pairs(None, None, rule, table, gather, init, every_row=True)
+
+
+def _transpose(cotangent, spikes, weight, table, *, rule, float_as_event, path):
+    if ad.is_undefined_primal(table) or (ad.is_undefined_primal(spikes) and ad.is_undefined_primal(weight)):
+        raise NotImplementedError("procedural_event_matmul is linear in the spikes or the weight, not both")
+    if ad.is_undefined_primal(spikes):
+        # Only the spikes' tangent map (float values, float_as_event off) is transposed here.
+        if type(cotangent) is ad.Zero:
+            return ad.Zero(spikes.aval), None, None
+        ct = _spikes_cotangent(cotangent, jnp.asarray(weight), table, rule)
+        return ct.astype(spikes.aval.dtype), None, None
+    if type(cotangent) is ad.Zero:
+        return None, ad.Zero(weight.aval), None
+    scalar, dtype = len(weight.aval.shape) == 0, weight.aval.dtype
+    every_row = path == "dense"
+
+    def event_fn(s, ct):
+        values = spike_values(s, ct.dtype, float_as_event)
+        return _weight_cotangent(values, s, ct, table, rule, scalar, every_row).astype(dtype)
+
+    def dense_fn(ds, ct):
+        ds = ds.astype(ct.dtype)
+        return _weight_cotangent(ds, ds, ct, table, rule, scalar, every_row=False).astype(dtype)
+
+    return None, smooth_in_spikes(event_fn, dense_fn)(jnp.asarray(spikes), cotangent), None
+
+
+ad.primitive_transposes[procedural_matmat_p] = _transpose
+
+
+def _batch(args, dims, **params):
+    spikes, weight, table = args
+    s_dim, w_dim, t_dim = dims
+    if t_dim is not None:
+        raise NotImplementedError("vmap over the threshold table is not supported; build one layer per matrix")
+    if w_dim is not None:
+        n_map = weight.shape[w_dim]
+        spikes = batching.bdim_at_front(spikes, s_dim, n_map)
+        weight = jnp.moveaxis(weight, w_dim, 0)
+        out = lax.map(lambda sw: procedural_matmat_p.bind(sw[0], sw[1], table, **params), (spikes, weight))
+        return out, 0
+    spikes = jnp.moveaxis(spikes, s_dim, 0)
+    n_map, batch, n_pre = spikes.shape
+    out = procedural_matmat_p.bind(spikes.reshape(n_map * batch, n_pre), weight, table, **params)
+    return out.reshape(n_map, batch, -1), 0
+
+
+batching.primitive_batchers[procedural_matmat_p] = _batch
+
+
+# -- the public operator -----------------------------------------------------
+
+
+def procedural_event_matmul(spikes, weight, rule: Rule, table, *, float_as_event: bool = False, path: str = "auto"):
+    """Event-driven ``spikes @ M`` with ``M`` regenerated from ``rule``.
+
+    Args:
+      spikes: bool, integer or float array ``(..., n_pre)``.
+      weight: float scalar (every synapse), or ``(n_pre,)``: one weight for
+        all synapses of each presynaptic row.
+      rule, table: from :func:`make_rule` (the table is uint32, empty unless
+        the rule is a probability).
+      float_as_event: count every nonzero input as 1.
+      path: ``'auto'``, ``'event'``, ``'kernel'`` or ``'dense'`` (every row
+        regenerated once per call; see :mod:`eventlib.ops`).
+
+    Returns:
+      ``(..., n_post)`` array equal to ``spikes @ M`` to float32 rounding
+      (the kernel adds with float atomics on a GPU).
+    """
+    spikes, weight, table = jnp.asarray(spikes), jnp.asarray(weight), jnp.asarray(table)
+    _checks.spike_dtype(spikes.dtype)
+    _checks.weight_dtype(weight.dtype, "weight")
+    _checks.spikes_shape(spikes.shape, rule.n_pre)
+    if weight.ndim != 0 and weight.shape != (rule.n_pre,):
+        raise ValueError(
+            f"weight must be a scalar or have shape (n_pre,) = ({rule.n_pre},) for procedural connectivity "
+            f"(per-synapse weights would have to be stored), got shape {weight.shape}"
+        )
+    if table.dtype != jnp.uint32 or table.ndim != 1:
+        raise TypeError(f"table must be a 1-D uint32 array from make_rule, got {table.dtype} {table.shape}")
+    lead = spikes.shape[:-1]
+    batch = int(np.prod(lead, dtype=np.int64))
+    _check_flat_size(batch, rule.n_pre)
+    out = procedural_matmat_p.bind(
+        spikes.reshape(batch, rule.n_pre),
+        weight,
+        table,
+        rule=rule,
+        float_as_event=bool(float_as_event),
+        path=resolve_default(path),
+    )
+    return out.reshape(*lead, rule.n_post)
+
+
+def expected_synapses(rule: Rule) -> float:
+    """Exact for fixed counts and probability 1; ``n_pre * n_post * prob``
+    (the mean) for a probability."""
+    if rule.scheme == "all":
+        return float(rule.n_pre * rule.n_post)
+    if rule.scheme == "prob":
+        return float(rule.n_pre * rule.n_post * rule.prob)
+    return float(rule.n_pre * rule.k)
