@@ -189,6 +189,48 @@ class FusedEventSynapses:
 
 
 @dataclasses.dataclass(frozen=True)
+class ChunkedEventSynapses:
+    """A prototype, not in the library: :class:`FusedEventSynapses` with a
+    different way of finding the active inputs.
+
+    The library compacts them with a prefix sum and a scatter over all
+    ``n`` inputs (``eventlib.ops._dispatch.active_indices``); on XLA:CPU
+    that scatter is most of the cost of a step at a few spikes per step.
+    Here only the prefix sum runs over ``n``: the active inputs are taken
+    ``chunk`` at a time, the ``j``-th being the first position where the
+    prefix sum reaches ``j + 1`` (an unrolled binary search for ``chunk``
+    values), and each one's row is read as one window and scattered, as the
+    library does. Same result as :class:`FusedEventSynapses` (sums of ones
+    are exact in any order)."""
+
+    n: int
+    max_row: int
+    chunk: int = 64
+
+    def __call__(self, conn, spikes):
+        indptr, indices = conn["indptr"], conn["indices"]
+        n_out, n_syn, k = 2 * self.n, indices.shape[0], self.chunk
+        cumulative = jnp.cumsum(spikes, dtype=jnp.int32)
+        count = cumulative[-1]
+        offsets = jnp.arange(self.max_row, dtype=jnp.int32)
+
+        def one_input(i, out):
+            start, end = indptr[i], indptr[i + 1]
+            first = jnp.minimum(start, n_syn - self.max_row)  # the window always fits
+            pos = first + offsets
+            tgt = lax.dynamic_slice_in_dim(indices, first, self.max_row)
+            return out.at[jnp.where((pos >= start) & (pos < end), tgt, n_out)].add(1.0, mode="drop")
+
+        def one_chunk(c, out):
+            wanted = c * k + jnp.arange(1, k + 1, dtype=jnp.int32)
+            rows = jnp.searchsorted(cumulative, wanted, side="left", method="scan_unrolled").astype(jnp.int32)
+            return lax.fori_loop(0, jnp.minimum(k, count - c * k), lambda j, o: one_input(rows[j], o), out)
+
+        out = lax.fori_loop(0, (count + k - 1) // k, one_chunk, jnp.zeros((n_out,), jnp.float32))
+        return out[: self.n], out[self.n :]
+
+
+@dataclasses.dataclass(frozen=True)
 class DenseSynapses:
     """The dense products ``spikes_e @ W_e`` and ``spikes_i @ W_i``: the
     reference the event-driven versions must equal."""
@@ -225,7 +267,8 @@ def build_layers(p: Coba, seed: int):
 
 def event_synapses(p: Coba, seed: int, formulation: str = "fused", path: str = "auto"):
     """``(synapses, conn)`` for ``simulate``: ``formulation`` is ``'fused'``
-    (one n -> 2n product) or ``'layers'`` (one product per layer)."""
+    (one n -> 2n product), ``'layers'`` (one product per layer) or
+    ``'chunked'`` (the prototype of :class:`ChunkedEventSynapses`)."""
     layer_e, layer_i = build_layers(p, seed)
     if formulation == "layers":
         conn = {
@@ -235,8 +278,8 @@ def event_synapses(p: Coba, seed: int, formulation: str = "fused", path: str = "
             "indices_i": layer_i.indices,
         }
         return EventSynapses(p.n_exc, p.n, layer_e.max_row, layer_i.max_row, path), conn
-    if formulation != "fused":
-        raise ValueError(f"formulation must be 'fused' or 'layers', got {formulation!r}")
+    if formulation not in ("fused", "chunked"):
+        raise ValueError(f"formulation must be 'fused', 'layers' or 'chunked', got {formulation!r}")
     pre_e, post_e = (np.asarray(a) for a in layer_e.synapses())
     pre_i, post_i = (np.asarray(a) for a in layer_i.synapses())
     fused = eventlib.EventFixedProb.from_synapses(
@@ -246,7 +289,10 @@ def event_synapses(p: Coba, seed: int, formulation: str = "fused", path: str = "
         2 * p.n,
         conn_weight=1.0,
     )
-    return FusedEventSynapses(p.n, fused.max_row, path), {"indptr": fused.indptr, "indices": fused.indices}
+    conn = {"indptr": fused.indptr, "indices": fused.indices}
+    if formulation == "chunked":
+        return ChunkedEventSynapses(p.n, fused.max_row), conn
+    return FusedEventSynapses(p.n, fused.max_row, path), conn
 
 
 def dense_synapses(p: Coba, seed: int):
@@ -270,15 +316,14 @@ def simulate(p: Coba, synapses, conn, state, *, n_steps: int, unroll: int = 1, r
         in_e, in_i = synapses(conn, spikes)
         state["ge"] = state["ge"] + p.w_e * in_e
         state["gi"] = state["gi"] + p.w_i * in_i
-        # float32 sums are exact below 2**24 and faster than int sums on CPU.
-        f = spikes.astype(jnp.float32)
-        step_counts = jnp.stack([jnp.sum(f[: p.n_exc]), jnp.sum(f[p.n_exc :])]).astype(jnp.int32)
-        return (state, counts + step_counts), (spikes if record else None)
+        # Spikes counted per neuron: an elementwise add fuses with the
+        # neuron update, where a sum on every step was several more kernels.
+        return (state, counts + spikes.astype(jnp.int32)), (spikes if record else None)
 
     (state, counts), raster = lax.scan(
-        step, (state, jnp.zeros((2,), jnp.int32)), jnp.arange(n_steps, dtype=jnp.int32), unroll=unroll
+        step, (state, jnp.zeros((p.n,), jnp.int32)), jnp.arange(n_steps, dtype=jnp.int32), unroll=unroll
     )
-    return state, counts, raster
+    return state, jnp.stack([jnp.sum(counts[: p.n_exc]), jnp.sum(counts[p.n_exc :])]), raster
 
 
 def rates_hz(p: Coba, counts, duration_s: float) -> dict:
@@ -518,7 +563,7 @@ def parse_args(argv=None):
     ap.add_argument("--duration", type=float, default=1.0, help="biological seconds per run (default 1)")
     ap.add_argument("--durations", type=float, nargs="+", help="one duration per size (overrides --duration)")
     ap.add_argument("--unrolls", type=int, nargs="+", default=[1, 4, 16], help="lax.scan unroll values to measure")
-    ap.add_argument("--formulations", nargs="+", default=["fused", "layers"], choices=["fused", "layers"])
+    ap.add_argument("--formulations", nargs="+", default=["fused", "layers"], choices=["fused", "layers", "chunked"])
     ap.add_argument("--neurons-only", action="store_true", help="also time the neuron update without synapses")
     ap.add_argument("--no-peer", action="store_true", help="skip brainstate + brainevent")
     ap.add_argument("--peer-unroll", type=int, default=1)
@@ -560,7 +605,7 @@ def main(argv=None) -> int:
             synapses, conn = event_synapses(p, args.seed, form)
             conn = jax.block_until_ready(conn)
             build = time.perf_counter() - t0
-            n_syn = int(conn["indices"].shape[0]) if form == "fused" else None
+            n_syn = int(conn["indices"].shape[0]) if "indices" in conn else None
             if n_syn is None:
                 n_syn = int(conn["indices_e"].shape[0] + conn["indices_i"].shape[0])
             for unroll in args.unrolls:
