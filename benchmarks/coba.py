@@ -7,7 +7,7 @@ Usage::
 
     python benchmarks/coba.py                                 # n = 4000, 40000, 400000; 1 s each
     python benchmarks/coba.py --sizes 4000 --duration 10      # 10 s of biological time
-    python benchmarks/coba.py --sizes 4000 40000 --durations 10 1 --brian --brian-python /tmp/envs/brian/bin/python
+    python benchmarks/coba.py --sizes 4000 40000 --durations 10 1 --cores 1 --brian   # make bench-coba
     python benchmarks/coba.py --sizes 4000 --duration 0.1 --unrolls 1 --no-peer --out /tmp/coba.json   # smoke run
 
 The network (PEER.md section 6, Brian 2's ``COBA`` example): ``n`` leaky
@@ -22,10 +22,13 @@ updates v exactly for the conductances at the start of the step, decays the
 conductances exactly, then thresholds, resets, and adds this step's spikes to
 the conductances (no delay).
 
-What is timed: the whole simulation is one compiled ``lax.scan``; the first
-call (trace, compile and run) and a second call from the same initial state
-(run only) are timed separately; their difference is the compile time. The
-realtime factor is simulated seconds / wall seconds of the second call.
+What is timed: the whole simulation is one compiled ``lax.scan`` (state and
+spikes stay on the device; the connectivity is an argument). eventlib's trace
+and compile are timed ahead of time (``lower(...).compile()``), then two runs
+from the same initial state; "first call" is compile + first run. The peer's
+``brainstate.transform.jit`` is timed as a first and a second call; its
+compile time is their difference. The realtime factor is simulated seconds /
+wall seconds of the second run.
 Brian 2 runs in its own Python (``--brian-python``) through
 ``benchmarks/coba_brian2.py``; its wall time excludes code generation and the
 C++ build.
@@ -588,7 +591,11 @@ def parse_args(argv=None):
     ap.add_argument("--peer-unroll", type=int, default=1)
     ap.add_argument("--brian", action="store_true", help="also run Brian 2 (C++ standalone) in --brian-python")
     ap.add_argument("--brian-runtime", action="store_true", help="also Brian 2's runtime (Cython) mode")
-    ap.add_argument("--brian-python", default="/tmp/envs/brian/bin/python", help="a Python with brian2 installed")
+    ap.add_argument(
+        "--brian-python",
+        default=str(HERE.parent / ".venv-brian" / "bin" / "python"),
+        help="a Python with brian2 (requirements/brian.txt; make bench-coba creates .venv-brian)",
+    )
     ap.add_argument("--brian-max-n", type=int, default=40000, help="largest size Brian 2 runs at")
     ap.add_argument(
         "--cores",

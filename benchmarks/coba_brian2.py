@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """The COBA network of ``benchmarks/coba.py`` in Brian 2, run in its own Python.
 
-Measured with Brian 2 2.10.1 (``pip install brian2==2.10.1``, Python 3.12, gcc
-for the C++ standalone build). Prints one JSON line on stdout: the excitatory
+Measured with Brian 2 2.10.1 (``pip install -r requirements/brian.txt``,
+Python 3.12, gcc for the C++ standalone build). Prints one JSON line on stdout: the excitatory
 and inhibitory spike totals, the synapse count, the wall time of the simulation
 loop (``run_s``) and of the code generation and build (``build_s``).
 
