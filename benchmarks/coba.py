@@ -713,8 +713,10 @@ def write(args, env, rows, checks) -> None:
         "",
         f"`{env['command']}`",
         "",
-        f"{env['date_utc']}, {env['cpu_model']} ({env['cpu_count']} cores), devices {', '.join(env['jax_devices'])}; "
-        + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v),
+        f"{env['date_utc']}, {env['cpu_model']} ({env['cpu_count']} cores, this run on {len(env['cores_used'])}), "
+        f"devices {', '.join(env['jax_devices'])}; "
+        + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
+        + "".join(sorted({f", Brian 2 {r['brian']['brian2']}" for r in rows if "brian" in r})),
         "",
         table(rows),
         "",
