@@ -2,6 +2,7 @@
 #   make            the main job: builds the book (_build/html/index.html)
 #   make test       every CPU test, in the oldest and the newest supported environment
 #   make bench-cpu  the CPU benchmark against dense, BCOO and brainstate/brainevent
+#   make bench-coba the COBA network: eventlib, brainstate/brainevent and Brian 2 on one CPU core
 #   make test-gpu   the operator tests compiled for a CUDA GPU (GPU_PYTHON: a Python with jax[cuda])
 #   make bench      python -m eventlib.bench on whatever device GPU_PYTHON's jax uses
 
@@ -10,7 +11,7 @@ PY_oldest := $(shell tools/find-python 3.11)
 PY_newest := $(shell tools/find-python 3.12)
 PYTEST_ARGS ?=
 
-.PHONY: all demo test test-oldest test-newest lint bench-cpu test-gpu bench clean
+.PHONY: all demo test test-oldest test-newest lint bench-cpu bench-coba test-gpu bench clean
 .PRECIOUS: .venv-%/ready
 
 all: book
@@ -48,6 +49,18 @@ test: lint test-oldest test-newest
 bench-cpu: .venv-newest/ready
 	.venv-newest/bin/python benchmarks/cpu_core.py --out benchmarks/results/cpu_core.json
 
+# Brian 2 needs none of eventlib's stack: an environment of its own.
+.venv-brian/ready: requirements/brian.txt
+	@test -n "$(PY_newest)" || { echo "Python 3.12 for the 'brian' environment not found"; exit 1; }
+	rm -rf .venv-brian
+	$(PY_newest) -m venv .venv-brian
+	.venv-brian/bin/python -m pip install --quiet -r requirements/brian.txt
+	touch $@
+
+bench-coba: .venv-newest/ready .venv-brian/ready
+	.venv-newest/bin/python benchmarks/coba.py --sizes 4000 40000 --durations 10 1 --cores 1 --neurons-only \
+	  --brian --brian-runtime --brian-python .venv-brian/bin/python --out benchmarks/results/coba_cpu.json
+
 # On a machine with an NVIDIA GPU of compute capability >= 8.0, with a Python whose jax has CUDA
 # (for example `pip install -U "jax[cuda12]"`) and eventlib's dependencies installed.
 GPU_PYTHON ?= python3
@@ -60,7 +73,7 @@ bench:
 	$(GPU_PYTHON) -m eventlib.bench --out benchmarks/results/bench.json
 
 clean:
-	rm -rf .venv-oldest .venv-newest .pytest_cache .hypothesis
+	rm -rf .venv-oldest .venv-newest .venv-brian .pytest_cache .hypothesis
 
 # --- The book (Jupyter Book 1.x) and its check in a real browser ---------------------------
 # .venv-docs: the newest stack plus requirements/docs.txt (notebooks and book).
