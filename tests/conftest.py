@@ -2,7 +2,7 @@
 
 Strict JAX numerics (no implicit rank or dtype promotion, no x64), a
 ``--run-slow`` flag for the tests marked ``slow``, a reproducible hypothesis
-profile, and seeded random generators.
+profile, seeded random generators, and four host CPU devices.
 """
 
 from __future__ import annotations
@@ -14,6 +14,10 @@ import jax
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
+
+# Four CPU host devices for the sharding tests. It must be set before the
+# backend starts, so before anything below computes with JAX.
+jax.config.update("jax_num_cpu_devices", 4)
 
 # Implicit broadcasting between arrays of different rank, and implicit dtype
 # promotion (bool with int, int with float, ...), hide shape and dtype bugs.
