@@ -16,11 +16,22 @@ spikes, the only data that crosses devices.
 - :func:`lif_update`, :func:`network_step`, :func:`sharded_network_step`:
   one step of a recurrent LIF-like network, on one device and split.
 
-Bitwise equality with one device: every output element is summed over the
-active rows in row order, on any number of devices (the local blocks keep
-each row's synapses in storage order, and a column slice of a dense weight
-keeps its rows). So the results are identical, not just close, to
-:func:`~eventlib.ops.event_matmul` and :func:`~eventlib.ops.csr_event_matmul`.
+Equality with one device: every output element is summed over the active
+rows in row order, on any number of devices (the local blocks keep each
+row's synapses in storage order, and a column slice of a dense weight keeps
+its rows). On the portable event path the results are therefore identical,
+bit for bit, to :func:`~eventlib.ops.event_matmul` and
+:func:`~eventlib.ops.csr_event_matmul`; so is the CSR dense-equivalent path
+(a scatter in storage order). Two cases rest on XLA's dense dot, whose
+internal order may change with the number of columns: a dense weight on the
+``'dense'`` path (and ``'auto'`` once most inputs are active), equal within
+float32 rounding (jax 0.10.2 on CPU differed in the last bits for a batch
+on 16 local columns), and the event path for a batch, which sums 64-row
+chunks with a dot (identical in the tests on jax 0.10.2 and 0.12). The GPU
+kernels: a vector on a dense weight sums rows in order within each column
+block (identical under the interpreter); a batch multiplies tiles sized by
+the column count (within float32 rounding); the CSR kernel adds with float
+atomics on a GPU (run-to-run last-bit differences, as on one device).
 
 Scaling model, for ``d`` devices and ``n_post`` divisible by ``d``:
 

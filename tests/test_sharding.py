@@ -69,10 +69,17 @@ def test_dense_identical(rng, d, lead, kind, rate, path):
     out = sharding.sharded_event_matmul(s, ws, mesh, path=path)
     assert out.shape == (*lead, N_POST)
     assert out.sharding.spec == jax.sharding.PartitionSpec(*([None] * len(lead)), "post")
-    np.testing.assert_array_equal(np.asarray(out), ref)
     gathered = sharding.sharded_event_matmul(s, ws, mesh, gather=True, path=path)
     assert gathered.sharding.is_fully_replicated
-    np.testing.assert_array_equal(np.asarray(gathered), ref)
+    for result in (out, gathered):
+        if path == "event" or kind == "dyadic":
+            np.testing.assert_array_equal(np.asarray(result), ref)
+        else:
+            # XLA's dense dot ('dense', and 'auto' with most inputs active)
+            # may block the sum differently for fewer columns (seen with jax
+            # 0.10.2 on CPU): equal within the rounding of a float32 sum.
+            bound = 2 * N_PRE * np.finfo(np.float32).eps * (s.astype(np.float32) @ np.abs(w))
+            assert np.all(np.abs(np.asarray(result) - ref) <= bound)
 
 
 def test_dense_float_spikes(rng):
@@ -210,10 +217,10 @@ def test_network_identical(rng, d, form):
         max_row = int(np.diff(indptr).max())
 
     def one(v, s, drive, conn):
-        return sharding.network_step(v, s, drive, conn, max_row=max_row, **LIF)
+        return sharding.network_step(v, s, drive, conn, max_row=max_row, path="event", **LIF)
 
     def split(v, s, drive, conn):
-        return sharding.sharded_network_step(v, s, drive, conn, mesh, **LIF)
+        return sharding.sharded_network_step(v, s, drive, conn, mesh, path="event", **LIF)
 
     v_ref, raster_ref = run_network(one, v0, spikes0, drive, conn, n_steps)
     split_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("post"))
@@ -260,3 +267,28 @@ def test_errors(rng):
         sharding.shard_csr(np.ones(3, np.float32), indptr, np.array([0, 1], np.int32), 8, mesh)
     with pytest.raises(TypeError, match="floating"):
         sharding.shard_csr(np.ones(2, np.int32), indptr, np.array([0, 1], np.int32), 8, mesh)
+
+
+@pytest.mark.parametrize("lead", [(), (3,)])
+def test_kernel_path(rng, lead):
+    # The Pallas kernels inside shard_map (run by the interpreter on CPU,
+    # where the CSR kernel's atomics are sequential, hence exact here).
+    mesh = sharding.post_mesh(4)
+    w = weights(rng, (N_PRE, N_POST), "random")
+    s = spikes_of(rng, lead, N_PRE, 0.3)
+    out = np.asarray(sharding.sharded_event_matmul(s, sharding.shard_dense(w, mesh), mesh, path="kernel"))
+    ref = np.asarray(event_matmul(s, w, path="kernel"))
+    if lead:
+        # The batch kernel multiplies tiles whose width follows the column
+        # count: equal within the rounding of a float32 sum (jax 0.10.2
+        # differed in the last bits).
+        bound = 2 * N_PRE * np.finfo(np.float32).eps * (s.astype(np.float32) @ np.abs(w))
+        assert np.all(np.abs(out - ref) <= bound)
+    else:
+        np.testing.assert_array_equal(out, ref)
+    indptr, indices = random_csr(rng, N_PRE, N_POST, 6)
+    wc = weights(rng, indices.shape, "random")
+    csr = sharding.shard_csr(wc, indptr, indices, N_POST, mesh)
+    out = sharding.sharded_csr_event_matmul(s, csr, mesh, path="kernel")
+    ref = csr_event_matmul(s, wc, indptr, indices, N_POST, path="kernel")
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(ref))
