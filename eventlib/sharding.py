@@ -230,8 +230,16 @@ def _local_csr_product(spikes, csr: ShardedCSR, n_local: int, float_as_event: bo
     )
 
 
-def _weight_spec(conn, axis: str):
+def _weight_spec(conn, mesh: Mesh):
+    axis = _axis(mesh)
     if isinstance(conn, ShardedCSR):
+        # Blocks built for another mesh size would be split unevenly, and
+        # each device would silently use the wrong block.
+        if conn.indptr.shape[0] != mesh.devices.size:
+            raise ValueError(
+                f"the connectivity has {conn.indptr.shape[0]} blocks, the mesh {mesh.devices.size} devices: "
+                "build it with shard_csr on the same mesh"
+            )
         w = P() if conn.weight.ndim == 0 else P(axis)
         return ShardedCSR(w, P(axis), P(axis), conn.n_post, conn.max_row)
     return P(None, axis)
@@ -251,7 +259,7 @@ def _sharded_product(spikes, conn, mesh, gather, float_as_event, path):
         out = _local_product(spikes, conn, mesh, float_as_event, path)
         return _gather(out, axis) if gather else out
 
-    fn = _shard_map(local, mesh, (P(), _weight_spec(conn, axis)), _out_spec(spikes.ndim, axis, gather))
+    fn = _shard_map(local, mesh, (P(), _weight_spec(conn, mesh)), _out_spec(spikes.ndim, axis, gather))
     return fn(spikes, conn)
 
 
@@ -354,5 +362,5 @@ def sharded_network_step(
         v, new = lif_update(v, syn + drive, decay=decay, v_th=v_th, v_reset=v_reset)
         return v, _gather(new, axis)
 
-    specs = (P(axis), P(), P(axis), _weight_spec(conn, axis))
+    specs = (P(axis), P(), P(axis), _weight_spec(conn, mesh))
     return _shard_map(local, mesh, specs, (P(axis), P()))(v, spikes, drive, conn)

@@ -267,6 +267,9 @@ def test_errors(rng):
         sharding.shard_csr(np.ones(3, np.float32), indptr, np.array([0, 1], np.int32), 8, mesh)
     with pytest.raises(TypeError, match="floating"):
         sharding.shard_csr(np.ones(2, np.int32), indptr, np.array([0, 1], np.int32), 8, mesh)
+    csr = sharding.shard_csr(np.float32(1), indptr, np.array([0, 5], np.int32), 8, sharding.post_mesh(2))
+    with pytest.raises(ValueError, match="blocks"):
+        sharding.sharded_csr_event_matmul(np.ones(1, bool), csr, mesh)
 
 
 @pytest.mark.parametrize("lead", [(), (3,)])
