@@ -6,14 +6,14 @@ n_local)``. The spikes are replicated, so every device computes its own
 outputs with no communication; a network step then all-gathers the new
 spikes, the only data that crosses devices.
 
-- :func:`post_mesh`: a 1-D mesh over the first ``d`` devices.
-- :func:`shard_dense`: a dense weight ``(n_pre, n_post)`` split by column.
-- :func:`shard_csr`: CSR connectivity split into one block per device,
+- :func:`~eventlib.post_mesh`: a 1-D mesh over the first ``d`` devices.
+- :func:`~eventlib.shard_dense`: a dense weight ``(n_pre, n_post)`` split by column.
+- :func:`~eventlib.shard_csr`: CSR connectivity split into one block per device,
   holding the synapses whose target the device owns (targets re-based to
   local indices), padded to a common size and stacked on a leading axis.
-- :func:`sharded_event_matmul`, :func:`sharded_csr_event_matmul`: the
+- :func:`~eventlib.sharded_event_matmul`, :func:`~eventlib.sharded_csr_event_matmul`: the
   products, output split over devices or all-gathered (``gather=True``).
-- :func:`lif_update`, :func:`network_step`, :func:`sharded_network_step`:
+- :func:`~eventlib.lif_update`, :func:`~eventlib.network_step`, :func:`~eventlib.sharded_network_step`:
   one step of a recurrent LIF-like network, on one device and split.
 
 Equality with one device: every output element is summed over the active
