@@ -199,6 +199,25 @@ def test_paths_agree(rng, path, weight_kind):
 
 
 @pytest.mark.parametrize("weight_kind", WEIGHT_KINDS)
+def test_kernel_tiling(rng, weight_kind, monkeypatch):
+    """The kernel's tiling at sizes the other tests are too small for: rows
+    longer than one chunk (several chunk programs per row), several tiles
+    per row program, and a last tile cut short by the end of the input."""
+    from eventlib.ops import sparse_event
+
+    monkeypatch.setattr(sparse_event, "_CSR_ROW_PROGRAMS", 2)
+    jax.clear_caches()  # the tiling is chosen when the kernel is traced
+    conn = connectivity.fixed_prob(50, 700, 0.8, seed=3)
+    rows, chunk, groups, n_chunks = sparse_event._csr_tiling(3 * 50, conn.max_row)
+    assert n_chunks >= 2 and groups >= 2 and (3 * 50) % (rows * groups) != 0
+    weight = make_weight(rng, weight_kind, conn)
+    spikes = make_spikes(rng, "float", (3, 50), 20)
+    out = ops.csr_event_matmul(spikes, weight, conn.indptr, conn.indices, 700, path="kernel")
+    assert_exact(out, values(spikes) @ dense_of(conn, weight))
+    jax.clear_caches()
+
+
+@pytest.mark.parametrize("weight_kind", WEIGHT_KINDS)
 def test_float_as_event(rng, weight_kind):
     """``float_as_event=True`` counts each nonzero input, of any sign or
     magnitude, as one spike."""

@@ -31,7 +31,6 @@ from .. import _checks
 from ._dispatch import (
     HIGHEST,
     active_indices,
-    compact_active,
     count_active,
     make_primitive,
     pallas_call,
@@ -131,21 +130,36 @@ def _check_flat_size(batch: int, n_pre: int) -> None:
 
 # -- GPU kernel (Pallas, lowered through Triton) -------------------------------
 #
-# The grid is (P, R): R = ceil(max_row / _CSR_BLOCK) programs share each
-# row, one block of synapses each, and P such columns stride over the active
-# (batch row, input) pairs, so even a few long rows spread over many
-# programs. A program loads its block's targets and weights contiguously and
-# adds them into the output with atomic adds. Float atomics make the
-# summation order, and so the last bits of an output that receives several
-# events, vary from run to run; sums of small dyadic weights are exact in any
-# order.
-_CSR_BLOCK = 256
-_CSR_PROGRAMS = 4096
+# No compaction: the grid is (row programs, chunks). A row program owns
+# ``groups`` tiles of ``rows`` consecutive (batch row, input) pairs; chunk c
+# covers synapse positions [c * chunk, (c + 1) * chunk) of every row. For
+# each tile the program reads the ``rows`` input values and, only if one is
+# nonzero, reads those rows' targets (masked loads: inactive rows cost no
+# memory traffic) and adds them into the output with masked atomic adds. So
+# one launch does the whole product, and the bytes read are the input
+# vector plus the active rows' synapses. (Version 2 compacted the active
+# inputs first: three more launches, about 25 us at every activity.)
+# Float atomics make the summation order, and so the last bits of an output
+# that receives several events, vary from run to run; sums of small dyadic
+# weights are exact in any order. ``deterministic=True`` avoids atomics.
+_CSR_TILE = 2048  # rows * chunk: 16 elements per thread with 4 warps
+_CSR_ROW_PROGRAMS = 4096  # target number of row programs; more groups per program beyond
+
+
+def _csr_tiling(n_flat: int, max_row: int) -> tuple[int, int, int, int]:
+    """``(rows, chunk, groups, n_chunks)`` for ``n_flat`` pairs and rows of at
+    most ``max_row`` synapses."""
+    chunk = int(min(256, max(16, _next_pow2(max_row))))
+    rows = _CSR_TILE // chunk
+    groups = int(min(32, max(1, -(-n_flat // (rows * _CSR_ROW_PROGRAMS)))))
+    return rows, chunk, groups, -(-max_row // chunk)
+
+
+def _next_pow2(x: int) -> int:
+    return 1 << max(0, int(x) - 1).bit_length()
 
 
 def _csr_event_kernel(
-    count_ref,
-    pair_ref,
     val_ref,
     indptr_ref,
     indices_ref,
@@ -153,45 +167,51 @@ def _csr_event_kernel(
     _zeros_ref,
     out_ref,
     *,
+    n_flat,
     n_pre,
     n_post,
+    rows,
+    chunk,
+    groups,
     scalar,
     masked_atomics,
 ):
     from jax.experimental import pallas as pl
     from jax.experimental.pallas import triton as plgpu
 
-    p, r = pl.program_id(0), pl.program_id(1)
-    programs = pl.num_programs(0)
-    count = count_ref[0]
+    p, c = pl.program_id(0), pl.program_id(1)
 
-    def one_pair(t, carry):
-        j = p + t * programs
-        flat = pair_ref[j]
-        b = flat // n_pre
-        i = flat - b * n_pre
-        value = val_ref[j]
-        start, end = indptr_ref[i], indptr_ref[i + 1]
-        # int32 is safe: construction keeps n_synapses + max_row < 2**31.
-        pos = start + r * _CSR_BLOCK + jnp.arange(_CSR_BLOCK)
-        ok = pos < end
-        tgt = plgpu.load(indices_ref.at[pos], mask=ok, other=0)
-        w = w_ref[0] if scalar else plgpu.load(w_ref.at[pos], mask=ok, other=0.0)
-        contrib = jnp.broadcast_to(value * w, pos.shape)
-        if masked_atomics:
-            plgpu.atomic_add(out_ref, b * n_post + tgt, contrib, mask=ok)
-        else:
-            # The interpreter runs programs one after another and has no
-            # masked atomics (and its unmasked ones drop repeated targets
-            # within a block), so it adds the block with a plain scatter-add;
-            # masked-out slots go to a spare last element.
-            sink = out_ref.shape[0] - 1
-            flat_tgt = jnp.where(ok, b * n_post + tgt, sink)
-            out_ref[...] = out_ref[...].at[flat_tgt].add(jnp.where(ok, contrib, 0.0))
+    def tile(g, carry):
+        flat = (p * groups + g) * rows + jnp.arange(rows)
+        value = plgpu.load(val_ref.at[flat], mask=flat < n_flat, other=0)
+        active = value != 0
+
+        @pl.when(jnp.any(active))
+        def _():
+            b = flat // n_pre
+            i = flat - b * n_pre
+            start = plgpu.load(indptr_ref.at[i], mask=active, other=0)
+            end = plgpu.load(indptr_ref.at[i + 1], mask=active, other=0)
+            # int32 is safe: construction keeps n_synapses + max_row < 2**31.
+            pos = start[:, None] + (c * chunk + jnp.arange(chunk))[None, :]
+            ok = active[:, None] & (pos < end[:, None])
+            tgt = plgpu.load(indices_ref.at[pos], mask=ok, other=0)
+            w = w_ref[0] if scalar else plgpu.load(w_ref.at[pos], mask=ok, other=0.0)
+            contrib = value[:, None] * w
+            dest = b[:, None] * n_post + tgt
+            if masked_atomics:
+                plgpu.atomic_add(out_ref, dest, contrib, mask=ok)
+            else:
+                # The interpreter runs programs one after another and has no
+                # masked atomics (and its unmasked ones drop repeated targets
+                # within a block), so it adds the tile with a plain
+                # scatter-add; masked-out slots go to a spare last element.
+                sink = out_ref.shape[0] - 1
+                out_ref[...] = out_ref[...].at[jnp.where(ok, dest, sink)].add(jnp.where(ok, contrib, 0.0))
+
         return carry
 
-    n_mine = jnp.maximum(count - p + programs - 1, 0) // programs
-    lax.fori_loop(0, n_mine, one_pair, 0)
+    lax.fori_loop(0, groups, tile, 0)
 
 
 def _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, platform):
@@ -202,22 +222,28 @@ def _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, pla
         raise ValueError(
             f"a batch of {batch} rows of {n_post} outputs is beyond int32 indexing; split the batch into smaller calls"
         )
-    per_row = pl.cdiv(max_row, _CSR_BLOCK)
-    programs = max(1, _CSR_PROGRAMS // per_row)
-    pairs, vals, count = compact_active(values.reshape(1, -1), programs, platform)
-    scalar = weight.ndim == 0
+    n_flat = batch * n_pre
+    rows, chunk, groups, n_chunks = _csr_tiling(n_flat, max_row)
     kernel = functools.partial(
-        _csr_event_kernel, n_pre=n_pre, n_post=n_post, scalar=scalar, masked_atomics=platform == "cuda"
+        _csr_event_kernel,
+        n_flat=n_flat,
+        n_pre=n_pre,
+        n_post=n_post,
+        rows=rows,
+        chunk=chunk,
+        groups=groups,
+        scalar=weight.ndim == 0,
+        masked_atomics=platform == "cuda",
     )
     out = pallas_call(
         kernel,
         platform=platform,
-        grid=(programs, per_row),
-        in_specs=[pl.no_block_spec] * 7,
+        grid=(pl.cdiv(n_flat, rows * groups), n_chunks),
+        in_specs=[pl.no_block_spec] * 5,
         out_specs=pl.no_block_spec,
         out_shape=jax.ShapeDtypeStruct((batch * n_post + 1,), values.dtype),
-        input_output_aliases={6: 0},
-    )(count[None], pairs, vals, indptr, indices, weight.reshape(-1), jnp.zeros((batch * n_post + 1,), values.dtype))
+        input_output_aliases={4: 0},
+    )(values.reshape(-1), indptr, indices, weight.reshape(-1), jnp.zeros((batch * n_post + 1,), values.dtype))
     return out[:-1].reshape(batch, n_post)
 
 
