@@ -81,6 +81,7 @@ class _SparseLayer(brainstate.nn.Module):
 
     _dense_equivalent = False  # True for the layer whose product visits every synapse
     procedural = False
+    deterministic = False
 
     def _random_setup(
         self,
@@ -103,6 +104,8 @@ class _SparseLayer(brainstate.nn.Module):
         self.allow_multi_conn = bool(allow_multi_conn)
         self.seed = _resolve_seed(seed)
         if procedural:
+            if self.deterministic:
+                raise ValueError("deterministic=True is available for stored connectivity only, not procedural=True")
             _procedural.check_supported(efferent_target, "k" in rule_args, afferent_ratio)
             self.procedural = True
             rule, table = make_rule(*self._sizes, self.seed, **rule_args)
@@ -235,8 +238,9 @@ class _SparseLayer(brainstate.nn.Module):
         layer._setup(conn, conn_weight, None, param_type=param_type, path=path)
         return layer
 
-    def _configure(self, float_as_event: bool = False):
+    def _configure(self, float_as_event: bool = False, deterministic: bool = False):
         self.float_as_event = bool(float_as_event)
+        self.deterministic = bool(deterministic)
 
     def _check_input(self, x, name: str):
         x, unit = _units.split(x)
@@ -259,6 +263,7 @@ class _SparseLayer(brainstate.nn.Module):
             max_row=self.max_row,
             float_as_event=self.float_as_event,
             path=self.path,
+            deterministic=self.deterministic,
         )
         return _units.attach(out, s_unit, w_unit)
 
@@ -285,6 +290,10 @@ _COMMON_DOC = """
         ``conn_weight`` or one weight per presynaptic row ``(n_pre,)``;
         ``n_synapses`` is then the expected count for a probability (see
         :func:`eventlib.ops.procedural_event_matmul`).
+      deterministic: (event-driven layers) bit-identical outputs from run to
+        run on every platform: the product avoids float atomics (see
+        :func:`eventlib.ops.csr_event_matmul`); several times slower on a
+        GPU. Stored connectivity only.
 
     Shapes:
       input ``(..., n_pre)``, any number of leading batch dimensions
@@ -387,8 +396,9 @@ class EventFixedNumConn(FixedNumConn):
 
     _dense_equivalent = False
 
-    def _configure(self, float_as_event: bool = False):
+    def _configure(self, float_as_event: bool = False, deterministic: bool = False):
         self.float_as_event = bool(float_as_event)
+        self.deterministic = bool(deterministic)
 
     def update(self, spikes):
         """Spikes ``(..., n_pre)`` (bool, integer or float) to ``(..., n_post)``."""
@@ -438,11 +448,13 @@ class EventFixedProb(_SparseLayer):
         float_as_event: bool = False,
         path: str = "auto",
         procedural: bool = False,
+        deterministic: bool = False,
     ):
         super().__init__(name=name)
         n_pre, n_post = _checks.size(in_size, "in_size"), _checks.size(out_size, "out_size")
         self._sizes = (n_pre, n_post)
         self.float_as_event = bool(float_as_event)
+        self.deterministic = bool(deterministic)
         self.conn_num = conn_num
         if isinstance(conn_num, (bool, np.bool_)) or not isinstance(conn_num, numbers.Real):
             raise TypeError(f"conn_num must be a float probability or an int count, got {conn_num!r}")

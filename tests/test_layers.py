@@ -270,6 +270,25 @@ def test_event_fixed_num_equals_fixed_num(rng, kwargs):
         assert_exact(a(x), b(x))
 
 
+@pytest.mark.parametrize("cls", [eventlib.EventFixedProb, eventlib.EventFixedNumConn])
+def test_deterministic_layers(rng, cls):
+    """``deterministic=True`` keeps the matrix and the values (dyadic
+    weights: exact), gives the same bits twice, and is refused where it
+    means nothing (procedural layers, the dense-equivalent FixedNumConn)."""
+    conn_num = 0.2 if cls is eventlib.EventFixedProb else 6
+    weight = dyadic(rng, ())
+    plain = cls(50, 40, conn_num, conn_weight=weight, seed=4)
+    steady = cls(50, 40, conn_num, conn_weight=weight, seed=4, deterministic=True)
+    assert steady.deterministic and not plain.deterministic
+    x = make_spikes(rng, "float", (3, 50), 20)
+    assert_exact(steady(x), f64(x) @ f64(plain.to_dense()))
+    np.testing.assert_array_equal(np.asarray(steady(x)), np.asarray(steady(x)))
+    with pytest.raises(ValueError, match="deterministic"):
+        cls(50, 40, conn_num, conn_weight=weight, seed=4, deterministic=True, procedural=True)
+    with pytest.raises(TypeError, match="deterministic"):
+        eventlib.FixedNumConn(50, 40, 6, conn_weight=weight, seed=4, deterministic=True)
+
+
 @pytest.mark.parametrize("name", ["EventFixedProb", "EventFixedProb_int", "FixedNumConn", "EventFixedNumConn"])
 def test_afferent_ratio(name):
     """``afferent_ratio`` keeps whole presynaptic rows of the same matrix,

@@ -166,6 +166,54 @@ def test_connectivity_and_weight_kinds(rng, conn_kind, weight_kind, batch, activ
     assert_exact(csr(spikes, weight, conn), values(spikes) @ dense_of(conn, weight))
 
 
+@pytest.mark.parametrize("activity", ["none", "one", "quarter", "all"])
+@pytest.mark.parametrize(
+    ("conn_kind", "batch"),
+    [("random", ()), ("random", (3,)), ("prob", (2, 3)), ("fan_out", (3,))],
+    ids=["random-vector", "random-batch3", "prob-batch2x3", "fan_out-batch3"],
+)
+@pytest.mark.parametrize("weight_kind", WEIGHT_KINDS)
+def test_deterministic(rng, conn_kind, weight_kind, batch, activity):
+    """``deterministic=True`` (sort by target, segmented sums): the dense
+    values exactly, on every path, and the same bits on a second run."""
+    conn = build(conn_kind, 64, 20)
+    weight = make_weight(rng, weight_kind, conn)
+    spikes = make_spikes(rng, "float", (*batch, 64), n_active(activity, 64))
+    ref = values(spikes) @ dense_of(conn, weight)
+    for path in ops.PATHS:
+        out = csr(spikes, weight, conn, path=path, deterministic=True)
+        assert_exact(out, ref)
+        np.testing.assert_array_equal(np.asarray(out), np.asarray(csr(spikes, weight, conn, deterministic=True)))
+
+
+@pytest.mark.parametrize("weight_kind", WEIGHT_KINDS)
+def test_deterministic_chunks(rng, weight_kind, monkeypatch):
+    """Several chunks of active rows (a small chunk size), float weights
+    rounded in the formulation's fixed order: close to float64 and
+    identical between runs; gradients through it as without it."""
+    from eventlib.ops import sparse_event
+
+    monkeypatch.setattr(sparse_event, "_SORTED_CHUNK_SLOTS", 64)
+    jax.clear_caches()  # the chunk size is chosen when the product is traced
+    conn = connectivity.fixed_prob(120, 50, 0.3, seed=5)
+    assert sparse_event._SORTED_CHUNK_SLOTS // conn.max_row < 30
+    weight = rng.standard_normal(() if weight_kind == "scalar" else (conn.n_synapses,)).astype(np.float32)
+    spikes = make_spikes(rng, "float", (2, 120), 90, dyadic=False)
+    out = csr(spikes, weight, conn, deterministic=True)
+    assert_close(out, f64(spikes) @ dense_of(conn, weight))
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(csr(spikes, weight, conn, deterministic=True)))
+
+    def loss(w, s, deterministic):
+        out = ops.csr_event_matmul(s, w, conn.indptr, conn.indices, 50, deterministic=deterministic)
+        return jnp.sum(jnp.sin(out))
+
+    for argnum in (0, 1):
+        with_sort = jax.grad(loss, argnums=argnum)(weight, spikes, True)
+        without = jax.grad(loss, argnums=argnum)(weight, spikes, False)
+        assert_close(with_sort, without, 1e-5)
+    jax.clear_caches()
+
+
 @pytest.mark.parametrize("kind", ["bool", "float"])
 @pytest.mark.parametrize("batch", BATCH_SHAPES, ids=str)
 def test_batch_shapes(rng, batch, kind):

@@ -111,6 +111,13 @@ def sparse_methods(conn, n: int, peer) -> list[Method]:
             (indptr, indices),
             "path='auto'",
         ),
+        Method(
+            "eventlib csr_event_matmul deterministic",
+            "sparse",
+            lambda s, ip, ix: csr_event_matmul(s, weight, ip, ix, n, max_row=max_row, deterministic=True),
+            (indptr, indices),
+            "deterministic=True: no float atomics",
+        ),
         Method("jax.experimental.sparse BCOO", "sparse", lambda s, m: s @ m, (bcoo,)),
     ]
     if peer is not None:
@@ -172,7 +179,7 @@ def run(args, save: Callable[[dict], None] = lambda result: None) -> dict:
     peer, peer_reason = load_peer(args.no_peer)
     rng = np.random.default_rng(args.seed)
     cases = [(n, b, r) for n in args.sizes for b in args.batches for r in args.rates]
-    total = len(cases) * (len(dense_methods(None, None)) + 2 + (2 if peer else 0))
+    total = len(cases) * (len(dense_methods(None, None)) + 3 + (2 if peer else 0))
     progress = _progress(total)
     rows = []
     for n in args.sizes:

@@ -247,7 +247,77 @@ def _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, pla
     return out[:-1].reshape(batch, n_post)
 
 
-def _csr_event_impl(spikes, weight, indptr, indices, *, n_post, max_row, float_as_event, path, platform):
+# -- deterministic formulation (no float atomics) ------------------------------
+#
+# The active pairs are taken a chunk at a time. A chunk's (output, contribution)
+# pairs are sorted by output (a stable sort), summed per output by a
+# segmented scan, and each output's sum is added once: every addition has a
+# fixed place in a fixed order, on every platform, so repeated runs give the
+# same bits. Cost: a sort of the chunk's synapse slots, so several times the
+# atomic kernel; memory: one chunk of about 2**20 slots.
+_SORTED_CHUNK_SLOTS = 2**20
+
+
+def _segment_sums(start, x):
+    """Inclusive scan of ``x`` restarted wherever ``start`` is True."""
+
+    def combine(a, b):
+        return a[0] | b[0], jnp.where(b[0], b[1], a[1] + b[1])
+
+    return lax.associative_scan(combine, (start, x))[1]
+
+
+def _csr_sorted(values, weight, indptr, indices, n_post: int, max_row: int):
+    batch, n_pre = values.shape
+    n_out = batch * n_post
+    flat_values = values.reshape(-1)
+    mask = flat_values != 0
+    flat_idx, count = active_indices(mask, 0), count_active(mask)
+    offsets = jnp.arange(max_row, dtype=jnp.int32)
+
+    def one_chunk(chunk, c, out):
+        j = c * chunk + jnp.arange(chunk, dtype=jnp.int32)
+        flat = flat_idx.at[j].get(mode="fill", fill_value=mask.shape[0])
+        ok_pair = j < count
+        b = flat // n_pre
+        i = jnp.where(ok_pair, flat - b * n_pre, 0)
+        start, end = indptr[i], indptr[i + 1]
+        pos = start[:, None] + offsets[None, :]
+        ok = ok_pair[:, None] & (pos < end[:, None])
+        tgt = indices.at[pos].get(mode="fill", fill_value=0)
+        w = weight if weight.ndim == 0 else weight.at[pos].get(mode="fill", fill_value=0)
+        value = flat_values.at[flat].get(mode="fill", fill_value=0)
+        # Slots that are not synapses get the key n_out: they sort last and
+        # are dropped by the final scatter.
+        key = jnp.where(ok, b[:, None] * n_post + tgt, n_out).reshape(-1)
+        contrib = jnp.where(ok, value[:, None] * w, 0).reshape(-1)
+        key, contrib = lax.sort((key, contrib), num_keys=1, is_stable=True)
+        new = key[1:] != key[:-1]
+        sums = _segment_sums(jnp.concatenate([jnp.ones((1,), bool), new]), contrib)
+        last = jnp.where(jnp.concatenate([new, jnp.ones((1,), bool)]), key, n_out)
+        # Each output appears at most once in ``last``: no two additions meet.
+        return out.at[last].add(sums, mode="drop")
+
+    def in_chunks(chunk):
+        def run(out):
+            n_chunks = (count + chunk - 1) // chunk
+            return lax.fori_loop(0, n_chunks, functools.partial(one_chunk, chunk), out)
+
+        return run
+
+    # A chunk costs a sort of all its slots, used or not: a few chunk sizes,
+    # the smallest that holds every active pair chosen at run time (the
+    # largest loops over the pairs when they do not fit).
+    largest = max(1, min(mask.shape[0], _SORTED_CHUNK_SLOTS // max_row))
+    sizes = sorted({max(1, largest >> shift) for shift in (12, 8, 4, 0)})
+    which = jnp.minimum(jnp.sum(jnp.asarray(sizes[:-1], jnp.int32) < count), len(sizes) - 1)
+    out = lax.switch(which, [in_chunks(c) for c in sizes], jnp.zeros((n_out,), values.dtype))
+    return out.reshape(batch, n_post)
+
+
+def _csr_event_impl(
+    spikes, weight, indptr, indices, *, n_post, max_row, float_as_event, path, deterministic, platform
+):
     batch, n_pre = spikes.shape
     dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
     values = spike_values(spikes, dtype, float_as_event)
@@ -258,7 +328,12 @@ def _csr_event_impl(spikes, weight, indptr, indices, *, n_post, max_row, float_a
     # barrier stops XLA from constant-folding work on them at compile time.
     indptr, indices = lax.optimization_barrier((indptr, indices))
 
-    if path == "dense" or max_row == 0 or batch == 0:
+    if max_row == 0 or batch == 0:
+        return jnp.zeros((batch, n_post), dtype)
+    if deterministic:
+        _check_flat_size(batch, n_pre)
+        return _csr_sorted(values, weight, indptr, indices, n_post, max_row)
+    if path == "dense":
         return coo_matmul(values, weight, csr_pre_indices(indptr, n_syn), indices, n_post)
     _check_flat_size(batch, n_pre)
     if path == "kernel":
@@ -278,7 +353,7 @@ def _csr_event_impl(spikes, weight, indptr, indices, *, n_post, max_row, float_a
     return out.reshape(batch, n_post)
 
 
-def _abstract(spikes, weight, indptr, indices, *, n_post, max_row, float_as_event, path):
+def _abstract(spikes, weight, indptr, indices, *, n_post, max_row, float_as_event, path, deterministic):
     return ShapedArray((spikes.shape[0], n_post), _checks.out_dtype(spikes.dtype, weight.dtype))
 
 
@@ -309,7 +384,9 @@ def _weight_cotangent_dense(values, cotangent, indptr, indices, scalar: bool):
     return jnp.sum(per_syn) if scalar else per_syn
 
 
-def _weight_cotangent(cotangent, spikes, indptr, indices, weight_aval, *, n_post, max_row, float_as_event, path):
+def _weight_cotangent(
+    cotangent, spikes, indptr, indices, weight_aval, *, n_post, max_row, float_as_event, path, deterministic
+):
     """d(out)/d(weight) applied to ``cotangent``: for synapse s of row i,
     ``sum_b values[b, i] * cotangent[b, indices[s]]`` -- visiting only the
     active rows; a scalar weight gets the sum over all of them."""
@@ -387,6 +464,7 @@ def csr_event_matmul(
     max_row: int | None = None,
     float_as_event: bool = False,
     path: str = "auto",
+    deterministic: bool = False,
 ):
     """Event-driven ``spikes @ M`` for connectivity stored by presynaptic row.
 
@@ -402,12 +480,19 @@ def csr_event_matmul(
       float_as_event: count every nonzero input as 1.
       path: ``'auto'``, ``'event'``, ``'kernel'`` or ``'dense'`` (see
         :mod:`eventlib.ops`).
+      deterministic: give bit-identical results from run to run on every
+        platform. The product is then formed without float atomics: each
+        chunk of active rows' synapses is sorted by target and summed per
+        target in a fixed order. It takes precedence over ``path`` and costs
+        several times the default GPU kernel (see the benchmarks). On CPU
+        every path is already deterministic.
 
     Returns:
       ``(..., n_post)`` array equal to ``spikes @ M`` to float32 rounding.
-      The GPU kernel adds with float atomics, so an output receiving several
-      events may differ in its last bits from run to run (exact for sums of
-      small dyadic weights).
+      By default the GPU kernel and XLA's GPU scatters add with float
+      atomics, so an output receiving several events may differ in its last
+      bits from run to run (exact for sums of small dyadic weights); the
+      derivatives are formed the same way whatever ``deterministic`` is.
     """
     if max_row is None:
         if isinstance(indptr, jax.core.Tracer):
@@ -436,5 +521,6 @@ def csr_event_matmul(
         max_row=int(max_row),
         float_as_event=bool(float_as_event),
         path=resolve_default(path),
+        deterministic=bool(deterministic),
     )
     return out.reshape(*lead, n_post)
