@@ -536,7 +536,7 @@ def environment(args) -> dict:
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "jax_backend": jax.default_backend(),
-        "jax_devices": [str(d) for d in jax.devices()],
+        "jax_devices": [f"{d} ({d.device_kind})" for d in jax.devices()],
         "env": {k: os.environ.get(k) for k in ("XLA_FLAGS", "JAX_PLATFORMS", "OMP_NUM_THREADS")},
         "versions": versions,
         "git_commit": git("rev-parse", "HEAD"),

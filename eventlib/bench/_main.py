@@ -179,7 +179,9 @@ def run(args, save: Callable[[dict], None] = lambda result: None) -> dict:
     peer, peer_reason = load_peer(args.no_peer)
     rng = np.random.default_rng(args.seed)
     cases = [(n, b, r) for n in args.sizes for b in args.batches for r in args.rates]
-    total = len(cases) * (len(dense_methods(None, None)) + 3 + (2 if peer else 0))
+    tiny = connectivity.fixed_num_per_pre(2, 2, 1, seed=0)  # only to list the methods
+    n_methods = len(_selected(dense_methods(None, peer) + sparse_methods(tiny, 2, peer), args.only))
+    total = len(cases) * n_methods
     progress = _progress(total)
     rows = []
     for n in args.sizes:
@@ -187,7 +189,7 @@ def run(args, save: Callable[[dict], None] = lambda result: None) -> dict:
         cols = np.sort(rng.choice(n, min(n, 256), replace=False))
         conn = connectivity.fixed_num_per_pre(n, n, max(1, n // FAN_OUT_DIVISOR), seed=n)
         table = np.asarray(conn.indices).reshape(n, -1)
-        methods = dense_methods(weight, peer) + sparse_methods(conn, n, peer)
+        methods = _selected(dense_methods(weight, peer) + sparse_methods(conn, n, peer), args.only)
         for batch in args.batches:
             for rate in args.rates:
                 spikes = (rng.random((args.patterns, batch, n)) < rate).astype(np.float32)
@@ -225,6 +227,11 @@ def run(args, save: Callable[[dict], None] = lambda result: None) -> dict:
         del weight
     progress.close()
     return _summary(rows, peer, peer_reason, args)
+
+
+def _selected(methods, only):
+    """The methods whose name contains one of ``only`` (all when empty)."""
+    return [m for m in methods if not only or any(o in m.name for o in only)]
 
 
 def _summary(rows, peer, peer_reason, args) -> dict:
@@ -339,6 +346,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=20, help="timed repetitions (fewer when slow, see --budget)")
     ap.add_argument("--budget", type=float, default=2.0, help="seconds of timed repetitions per case, roughly")
     ap.add_argument("--no-peer", action="store_true", help="leave out brainstate/brainevent")
+    ap.add_argument("--only", nargs="+", default=[], help="run only the methods whose name contains one of these")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="a small smoke run")
     ap.add_argument("--out", type=Path, default=Path("bench.json"), help="JSON results (a .md table and .png beside)")

@@ -73,15 +73,23 @@ def _row_blocks(rule: rows.Rule, table_ref, n_table: int, row, emit):
     def n_blocks(n):
         return (n + _BLOCK - 1) // _BLOCK
 
+    # Loop bodies hand back their (unused) carry: the Triton lowering cannot
+    # yield a Python constant from a loop.
     if rule.scheme == "all":
-        lax.fori_loop(0, n_blocks(n_post), lambda c, _: emit(c * _BLOCK + lane, c * _BLOCK + lane < n_post), 0)
+
+        def every(c, carry):
+            emit(c * _BLOCK + lane, c * _BLOCK + lane < n_post)
+            return carry
+
+        lax.fori_loop(0, n_blocks(n_post), every, jnp.int32(0))
     elif rule.scheme == "multi":
 
-        def multi(c, _):
+        def multi(c, carry):
             pos = c * _BLOCK + lane
-            return emit(rows.below(rows.hash_bits(rule, row, pos), n_post), pos < k)
+            emit(rows.below(rows.hash_bits(rule, row, pos), n_post), pos < k)
+            return carry
 
-        lax.fori_loop(0, n_blocks(k), multi, 0)
+        lax.fori_loop(0, n_blocks(k), multi, jnp.int32(0))
     elif rule.scheme == "first":
 
         def draws(c):
@@ -126,12 +134,13 @@ def _row_blocks(rule: rows.Rule, table_ref, n_table: int, row, emit):
         # The k-th smallest key: the least t with k keys <= t (keys of a row are distinct).
         kth, _ = lax.fori_loop(0, 32, bisect, (jnp.uint32(0), jnp.uint32(0xFFFFFFFF)))
 
-        def pick(c, _):
+        def pick(c, carry):
             key, ok = keys(c)
-            return emit(c * _BLOCK + lane, ok & (key <= kth))
+            emit(c * _BLOCK + lane, ok & (key <= kth))
+            return carry
 
         if k:
-            lax.fori_loop(0, n_blocks(n_post), pick, 0)
+            lax.fori_loop(0, n_blocks(n_post), pick, jnp.int32(0))
     else:  # 'prob'
 
         def cond(state):
@@ -172,7 +181,6 @@ def _kernel(
                 # at a time: a scatter-add, masked lanes sent to a spare slot.
                 slot = jnp.where(ok, b * n_post + targets, out_ref.shape[0] - 1)
                 out_ref[...] = out_ref[...].at[slot].add(jnp.where(ok, add, 0))
-            return 0
 
         _row_blocks(rule, table_ref, n_table, i, emit)
         return carry

@@ -186,7 +186,8 @@ def _csr_event_kernel(
         value = plgpu.load(val_ref.at[flat], mask=flat < n_flat, other=0)
         active = value != 0
 
-        @pl.when(jnp.any(active))
+        # An int32 reduction: the Triton lowering has no boolean one.
+        @pl.when(jnp.max(active.astype(jnp.int32)) > 0)
         def _():
             b = flat // n_pre
             i = flat - b * n_pre
@@ -197,7 +198,7 @@ def _csr_event_kernel(
             ok = active[:, None] & (pos < end[:, None])
             tgt = plgpu.load(indices_ref.at[pos], mask=ok, other=0)
             w = w_ref[0] if scalar else plgpu.load(w_ref.at[pos], mask=ok, other=0.0)
-            contrib = value[:, None] * w
+            contrib = jnp.broadcast_to(value[:, None] * w, pos.shape)
             dest = b[:, None] * n_post + tgt
             if masked_atomics:
                 plgpu.atomic_add(out_ref, dest, contrib, mask=ok)
@@ -211,7 +212,7 @@ def _csr_event_kernel(
 
         return carry
 
-    lax.fori_loop(0, groups, tile, 0)
+    lax.fori_loop(0, groups, tile, jnp.int32(0))
 
 
 def _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, platform):
