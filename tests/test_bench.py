@@ -45,3 +45,17 @@ def test_which_path_on_other_backends():
     assert eventlib.which_path("kernel", backend="cpu") == "kernel"  # the interpreter
     with pytest.raises(ValueError, match="path must be one of"):
         eventlib.which_path("fast")
+
+
+def test_relaxed_atomics_scoped():
+    """Relaxed atomics apply while eventlib's kernels lower, and only then."""
+    try:
+        from jax._src.pallas.triton import lowering as triton_lowering
+    except ImportError:
+        pytest.skip("this jax has no Pallas Triton lowering")
+    original = triton_lowering._atomic_rmw
+    with eventlib.ops._dispatch.relaxed_atomics():
+        swapped = triton_lowering._atomic_rmw
+    assert triton_lowering._atomic_rmw is original
+    assert swapped.keywords == {"semantic": triton_lowering.tt_dialect.MemSemantic.RELAXED}
+    assert swapped.func is original

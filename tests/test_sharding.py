@@ -127,12 +127,16 @@ def test_csr_identical(rng, d, lead, kind, path):
     ref = np.asarray(csr_event_matmul(s, w, indptr, indices, N_POST, path=path))
     out = sharding.sharded_csr_event_matmul(s, csr, mesh, path=path)
     assert out.shape == (*lead, N_POST)
-    np.testing.assert_array_equal(np.asarray(out), ref)
     gathered = sharding.sharded_csr_event_matmul(s, csr, mesh, gather=True, path=path)
-    np.testing.assert_array_equal(np.asarray(gathered), ref)
     # Under jit, with the blocks as arguments.
     jitted = jax.jit(lambda s, c: sharding.sharded_csr_event_matmul(s, c, mesh, path=path))
-    np.testing.assert_array_equal(np.asarray(jitted(s, csr)), ref)
+    for result in (out, gathered, jitted(s, csr)):
+        if jax.default_backend() == "cpu" or kind != "random":
+            np.testing.assert_array_equal(np.asarray(result), ref)
+        else:
+            # A GPU adds with float atomics, in an order that changes from
+            # run to run: equal within the rounding of a float32 sum.
+            np.testing.assert_allclose(np.asarray(result), ref, rtol=1e-5, atol=1e-5)
 
 
 def test_csr_blocks(rng):

@@ -32,7 +32,9 @@ layer takes ``path=``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect
 import logging
 import warnings
 
@@ -203,12 +205,42 @@ def make_primitive(name: str, impl, abstract_eval) -> Primitive:
         # Mosaic GPU, which targets Hopper and newer only; the kernels keep
         # Triton for Ampere support (see benchmarks/KERNEL_NOTES.md) and keep
         # the warning out of every user's log.
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), relaxed_atomics():
             warnings.filterwarnings("ignore", "The Pallas Triton backend is deprecated", DeprecationWarning)
             return cuda_rule(ctx, *args, **params)
 
     mlir.register_lowering(prim, quiet_cuda_rule, platform="cuda")
     return prim
+
+
+@contextlib.contextmanager
+def relaxed_atomics():
+    """While eventlib's own kernels are lowered, Pallas' atomic adds are
+    emitted with relaxed memory ordering.
+
+    Pallas' Triton lowering gives every atomic acquire-release semantics and
+    offers no way to ask for less. The kernels' atomics only accumulate sums
+    that nothing reads before the kernel ends, so no ordering is needed, and
+    acquire-release makes each one wait on the memory system. The switch
+    reaches into a private module of jax; where that module is not as
+    expected, nothing changes (the atomics stay acquire-release: correct,
+    slower).
+    """
+    try:
+        from jax._src.pallas.triton import lowering as triton_lowering
+
+        original = triton_lowering._atomic_rmw
+        relaxed = triton_lowering.tt_dialect.MemSemantic.RELAXED
+        if "semantic" not in inspect.signature(original).parameters:
+            raise AttributeError("_atomic_rmw takes no semantic")
+    except (ImportError, AttributeError, TypeError, ValueError):
+        yield
+        return
+    triton_lowering._atomic_rmw = functools.partial(original, semantic=relaxed)
+    try:
+        yield
+    finally:
+        triton_lowering._atomic_rmw = original
 
 
 HIGHEST = lax.Precision.HIGHEST

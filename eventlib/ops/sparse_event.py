@@ -151,7 +151,8 @@ def _csr_tiling(n_flat: int, max_row: int) -> tuple[int, int, int, int]:
     most ``max_row`` synapses."""
     chunk = int(min(256, max(16, _next_pow2(max_row))))
     rows = _CSR_TILE // chunk
-    groups = int(min(32, max(1, -(-n_flat // (rows * _CSR_ROW_PROGRAMS)))))
+    # A power of two: the program reads its groups' values as one 2-D block.
+    groups = int(min(128, _next_pow2(max(1, -(-n_flat // (rows * _CSR_ROW_PROGRAMS))))))
     return rows, chunk, groups, -(-max_row // chunk)
 
 
@@ -180,15 +181,21 @@ def _csr_event_kernel(
     from jax.experimental.pallas import triton as plgpu
 
     p, c = pl.program_id(0), pl.program_id(1)
+    # All the program's input values in one load, and which of its tiles
+    # hold an active one (int32 reductions: the Triton lowering has no
+    # boolean ones). The loop then tests each tile without touching memory.
+    group = jnp.arange(groups)
+    first = p * groups * rows + group[:, None] * rows + jnp.arange(rows)[None, :]
+    block = plgpu.load(val_ref.at[first], mask=first < n_flat, other=0)
+    busy = jnp.max((block != 0).astype(jnp.int32), axis=1)
 
     def tile(g, carry):
         flat = (p * groups + g) * rows + jnp.arange(rows)
-        value = plgpu.load(val_ref.at[flat], mask=flat < n_flat, other=0)
-        active = value != 0
 
-        # An int32 reduction: the Triton lowering has no boolean one.
-        @pl.when(jnp.max(active.astype(jnp.int32)) > 0)
+        @pl.when(jnp.sum(jnp.where(group == g, busy, 0)) > 0)
         def _():
+            value = plgpu.load(val_ref.at[flat], mask=flat < n_flat, other=0)
+            active = value != 0
             b = flat // n_pre
             i = flat - b * n_pre
             start = plgpu.load(indptr_ref.at[i], mask=active, other=0)
@@ -225,6 +232,10 @@ def _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, pla
         )
     n_flat = batch * n_pre
     rows, chunk, groups, n_chunks = _csr_tiling(n_flat, max_row)
+    if n_flat + rows * groups >= 2**31:  # the last program's positions must stay int32
+        raise ValueError(
+            f"a batch of {batch} rows of {n_pre} inputs is beyond int32 indexing; split the batch into smaller calls"
+        )
     kernel = functools.partial(
         _csr_event_kernel,
         n_flat=n_flat,
