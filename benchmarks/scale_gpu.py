@@ -121,7 +121,7 @@ def stored_billion(args, rng, rows):
         patterns, n_active = patterns_of(rng, n, rate, args.patterns)
         cap = 2 * n_active
 
-        def xla_scatter(s, table):
+        def xla_scatter(s, table, cap=cap):
             idx = jnp.nonzero(s[0], size=cap, fill_value=n)[0]
             tgt = table.at[idx].get(mode="fill", fill_value=n).reshape(-1)
             return jnp.zeros((n,), jnp.float32).at[tgt].add(0.5, mode="drop")[None]
@@ -158,6 +158,41 @@ def stored_billion(args, rng, rows):
                     if r.get("method") == name and r.get("rate") == rate and r["case"] == "stored 10^9":
                         r["equal_to_xla_scatter"] = bool(np.array_equal(out, ref))
         del patterns
+
+
+def table(result: dict) -> str:
+    """The rows as a markdown table."""
+    lines = [
+        f"`{result['command']}`",
+        "",
+        f"{result['date']}, {result['device']}, jax {result['versions'].get('jax')}, path {result['path']!r}",
+        "",
+        "| case | method | n | active | events per call | us per call | ns per event | 10^9 updates/s "
+        "| index bytes held |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        if "us" not in r:
+            lines.append(
+                f"| {r['case']} | {r['method']} | {r['n']} | {r['rate']:g} | error: {r.get('error')} | | | | |"
+            )
+            continue
+        held = r.get("layer_index_bytes")
+        lines.append(
+            f"| {r['case']} | {r['method']} | {r['n']} | {r['rate']:g} | {r['events_per_call']:.3g} | "
+            f"{r['us']:.1f} | {r['ns_per_event']:.3f} | {r['updates_per_s'] * 1e-9:.1f} | "
+            f"{'' if held is None else f'{held:,}'} |"
+        )
+    peaks = [
+        r["memory"]["peak_bytes_in_use"] for r in result["rows"] if r["case"] == "procedural 10^10" and r.get("memory")
+    ]
+    if peaks and peaks[0] is not None:
+        lines += [
+            "",
+            "Peak device memory during the 10^10-synapse procedural case (inputs included): "
+            f"{max(peaks) / 2**20:.0f} MiB.",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
@@ -197,7 +232,8 @@ def main(argv=None) -> int:
     for case in args.cases:
         steps[case](args, rng, rows)
         args.out.write_text(json.dumps(result, indent=1, default=str) + "\n")  # partial results survive
-    log(f"wrote {args.out}")
+    args.out.with_suffix(".md").write_text(table(result))
+    log(f"wrote {args.out} and {args.out.with_suffix('.md')}")
     return 0
 
 

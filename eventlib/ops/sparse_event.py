@@ -327,9 +327,7 @@ def _csr_sorted(values, weight, indptr, indices, n_post: int, max_row: int):
     return out.reshape(batch, n_post)
 
 
-def _csr_event_impl(
-    spikes, weight, indptr, indices, *, n_post, max_row, float_as_event, path, deterministic, platform
-):
+def _csr_event_impl(spikes, weight, indptr, indices, *, n_post, max_row, float_as_event, path, deterministic, platform):
     batch, n_pre = spikes.shape
     dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
     values = spike_values(spikes, dtype, float_as_event)
