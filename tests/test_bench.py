@@ -47,6 +47,37 @@ def test_which_path_on_other_backends():
         eventlib.which_path("fast")
 
 
+def test_only_selects_methods(tmp_path):
+    """``--only`` keeps the methods whose name contains one of the words."""
+    out = tmp_path / "bench.json"
+    args = ["--quick", "--no-peer", "--batches", "1", "--rates", "0.05", "--only", "csr", "HIGHEST"]
+    assert bench.main([*args, "--out", str(out)]) == 0
+    methods = {r["method"] for r in json.loads(out.read_text())["rows"]}
+    assert methods == {"dense (HIGHEST)", "eventlib csr_event_matmul", "eventlib csr_event_matmul deterministic"}
+
+
+def test_scale_script(tmp_path):
+    """``benchmarks/scale_gpu.py --quick`` runs every case on this machine:
+    procedural equal to stored, the kernel and its deterministic mode equal
+    to XLA's scatter, and a table beside the JSON."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "scale_gpu.py"
+    spec = importlib.util.spec_from_file_location("scale_gpu", path)
+    scale_gpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scale_gpu)
+    out = tmp_path / "scale.json"
+    assert scale_gpu.main(["--quick", "--huge-rates", "0.01", "--big-rates", "0.01", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert {r["case"] for r in rows} == {"procedural 10^10", "procedural vs stored", "stored 10^9"}
+    assert all("error" not in r and r["us"] > 0 for r in rows)
+    assert [r["same_output_as_stored"] for r in rows if "same_output_as_stored" in r] == [True]
+    stored = [r for r in rows if r["case"] == "stored 10^9"]
+    assert len(stored) == 3 and all(r["equal_to_xla_scatter"] for r in stored)
+    assert "| stored 10^9 | eventlib csr_event_matmul |" in out.with_suffix(".md").read_text()
+
+
 def test_relaxed_atomics_scoped():
     """Relaxed atomics apply while eventlib's kernels lower, and only then."""
     try:
