@@ -224,7 +224,9 @@ def relaxed_atomics():
     acquire-release makes each one wait on the memory system. The switch
     reaches into a private module of jax; where that module is not as
     expected, nothing changes (the atomics stay acquire-release: correct,
-    slower).
+    slower). The switch is process-wide while it lasts: a Pallas kernel of
+    another library lowered by another thread at that very moment would get
+    relaxed atomics too.
     """
     try:
         from jax._src.pallas.triton import lowering as triton_lowering
