@@ -1,10 +1,12 @@
 """A GPU probe used while developing the kernels (benchmarks/KERNEL_NOTES.md):
 correctness against float64 and in-graph timings of the kernel paths next to
-the dense product, kernel-setting variants (--variants) and the cost of the
-pieces of one call (--parts). The benchmark proper is ``python -m
+the dense product, kernel-setting variants (--variants), the cost of the
+pieces of one call (--parts), and the stored-connectivity kernel's tiling
+and atomic ordering (--csr-tiling). The benchmark proper is ``python -m
 eventlib.bench``.
 
     python benchmarks/gpu_probe.py [--sizes 10000 50000] [--out probe.json]
+    python benchmarks/gpu_probe.py --csr-tiling --sizes 50000 1000000 --fan 2500 1000
 """
 
 from __future__ import annotations
@@ -56,7 +58,11 @@ def main(argv=None):
     ap.add_argument("--skip", nargs="*", default=[], help="methods to leave out")
     ap.add_argument("--variants", action="store_true", help="check vector-kernel settings, then exit")
     ap.add_argument("--parts", action="store_true", help="time the pieces of one call, then exit")
+    ap.add_argument("--csr-tiling", action="store_true", help="sweep the CSR kernel's tiling, then exit")
+    ap.add_argument("--fan", type=int, nargs="+", help="--csr-tiling: targets per input, one per size")
     args = ap.parse_args(argv)
+    if args.csr_tiling:
+        return csr_tiling(args.sizes, args.fan or [max(1, n // 20) for n in args.sizes], args.rates[:2])
     if args.variants:
         return variants()
     if args.parts:
@@ -153,6 +159,49 @@ def variants():
             errs.append(rel_err(out, s.astype(np.float64) @ w64))
         print("variant", unroll, split, stages, " ".join(f"{e:.1e}" for e in errs), flush=True)
     de._VEC_UNROLL, de._VEC_SPLIT, de._VEC_STAGES = 4, 16, 1
+    return 0
+
+
+def csr_tiling(sizes, fans, rates):
+    """The CSR kernel at batch 1 for several tile sizes, row-program
+    counts, and with the atomics relaxed or left acquire-release: time per
+    call and equality with XLA's scatter (weights 0.5: exact sums)."""
+    import contextlib
+
+    from eventlib.ops import _dispatch
+    from eventlib.ops import sparse_event as se
+
+    relaxed, defaults = _dispatch.relaxed_atomics, (se._CSR_TILE, se._CSR_ROW_PROGRAMS)
+    rng = np.random.default_rng(2)
+    for n, k in zip(sizes, fans, strict=True):
+        # Random targets drawn on the device (repeats allowed): building a
+        # large fixed fan-out on the host would take longer than the probe.
+        indices = jax.random.randint(jax.random.PRNGKey(n), (n * k,), 0, n, jnp.int32)
+        indptr = jnp.arange(n + 1, dtype=jnp.int32) * k
+        table = indices.reshape(n, k)
+        for rate in rates:
+            spikes = np.zeros((N_PATTERNS, 1, n), np.float32)
+            for p in range(N_PATTERNS):
+                spikes[p, 0, rng.choice(n, max(1, int(rate * n)), replace=False)] = 1.0
+            spikes = jnp.asarray(spikes)
+            ref = np.zeros(n)
+            np.add.at(ref, np.asarray(table)[np.flatnonzero(np.asarray(spikes[0, 0]))].ravel(), 0.5)
+            for tile in (1024, 2048, 4096):
+                for programs in (512, 4096, 32768):
+                    for ordering in ("relaxed", "acq_rel"):
+                        se._CSR_TILE, se._CSR_ROW_PROGRAMS = tile, programs
+                        _dispatch.relaxed_atomics = relaxed if ordering == "relaxed" else contextlib.nullcontext
+                        jax.clear_caches()
+                        fn = functools.partial(_csr, n=n, max_row=k, path="kernel")
+                        out = np.asarray(jax.jit(fn)(spikes[0], indptr, indices))[0]
+                        ms = in_graph_ms(fn, spikes, indptr, indices)
+                        print(
+                            f"n={n} k={k} rate={rate:g} tile={tile} row_programs={programs} {ordering}: "
+                            f"{ms * 1e3:.1f} us, equal to numpy: {np.array_equal(out, ref)}",
+                            flush=True,
+                        )
+    se._CSR_TILE, se._CSR_ROW_PROGRAMS = defaults
+    _dispatch.relaxed_atomics = relaxed
     return 0
 
 
