@@ -395,10 +395,8 @@ class EventFixedNumConn(FixedNumConn):
     """
 
     _dense_equivalent = False
-
-    def _configure(self, float_as_event: bool = False, deterministic: bool = False):
-        self.float_as_event = bool(float_as_event)
-        self.deterministic = bool(deterministic)
+    # The event-driven options of every sparse layer (FixedNumConn refuses them).
+    _configure = _SparseLayer._configure
 
     def update(self, spikes):
         """Spikes ``(..., n_pre)`` (bool, integer or float) to ``(..., n_post)``."""

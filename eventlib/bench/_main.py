@@ -179,10 +179,7 @@ def run(args, save: Callable[[dict], None] = lambda result: None) -> dict:
     peer, peer_reason = load_peer(args.no_peer)
     rng = np.random.default_rng(args.seed)
     cases = [(n, b, r) for n in args.sizes for b in args.batches for r in args.rates]
-    tiny = connectivity.fixed_num_per_pre(2, 2, 1, seed=0)  # only to list the methods
-    n_methods = len(_selected(dense_methods(None, peer) + sparse_methods(tiny, 2, peer), args.only))
-    total = len(cases) * n_methods
-    progress = _progress(total)
+    progress = None  # sized once the methods of the first size are known
     rows = []
     for n in args.sizes:
         weight = jax.random.normal(jax.random.PRNGKey(n), (n, n), jnp.float32)
@@ -190,6 +187,8 @@ def run(args, save: Callable[[dict], None] = lambda result: None) -> dict:
         conn = connectivity.fixed_num_per_pre(n, n, max(1, n // FAN_OUT_DIVISOR), seed=n)
         table = np.asarray(conn.indices).reshape(n, -1)
         methods = _selected(dense_methods(weight, peer) + sparse_methods(conn, n, peer), args.only)
+        if progress is None:
+            progress = _progress(len(cases) * len(methods))
         for batch in args.batches:
             for rate in args.rates:
                 spikes = (rng.random((args.patterns, batch, n)) < rate).astype(np.float32)

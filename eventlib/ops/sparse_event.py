@@ -149,15 +149,13 @@ _CSR_ROW_PROGRAMS = 4096  # target number of row programs; more groups per progr
 def _csr_tiling(n_flat: int, max_row: int) -> tuple[int, int, int, int]:
     """``(rows, chunk, groups, n_chunks)`` for ``n_flat`` pairs and rows of at
     most ``max_row`` synapses."""
-    chunk = int(min(256, max(16, _next_pow2(max_row))))
+    from jax.experimental import pallas as pl
+
+    chunk = int(min(256, max(16, pl.next_power_of_2(max_row))))
     rows = _CSR_TILE // chunk
     # A power of two: the program reads its groups' values as one 2-D block.
-    groups = int(min(128, _next_pow2(max(1, -(-n_flat // (rows * _CSR_ROW_PROGRAMS))))))
+    groups = int(min(128, pl.next_power_of_2(max(1, -(-n_flat // (rows * _CSR_ROW_PROGRAMS))))))
     return rows, chunk, groups, -(-max_row // chunk)
-
-
-def _next_pow2(x: int) -> int:
-    return 1 << max(0, int(x) - 1).bit_length()
 
 
 def _csr_event_kernel(
