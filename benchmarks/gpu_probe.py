@@ -6,7 +6,7 @@ and atomic ordering (--csr-tiling). The benchmark proper is ``python -m
 eventlib.bench``.
 
     python benchmarks/gpu_probe.py [--sizes 10000 50000] [--out probe.json]
-    python benchmarks/gpu_probe.py --csr-tiling --sizes 50000 1000000 --fan 2500 1000
+    python benchmarks/gpu_probe.py --csr-tiling --sizes 50000 1000000 400000 --fan 2500 1000 80
 """
 
 from __future__ import annotations
@@ -164,14 +164,15 @@ def variants():
 
 def csr_tiling(sizes, fans, rates):
     """The CSR kernel at batch 1 for several tile sizes, row-program
-    counts, and with the atomics relaxed or left acquire-release: time per
+    counts, chunks as programs or as a loop inside one, and with the atomics
+    relaxed or left acquire-release (default tiling only): time per
     call and equality with XLA's scatter (weights 0.5: exact sums)."""
     import contextlib
 
     from eventlib.ops import _dispatch
     from eventlib.ops import sparse_event as se
 
-    relaxed, defaults = _dispatch.relaxed_atomics, (se._CSR_TILE, se._CSR_ROW_PROGRAMS)
+    relaxed, defaults = _dispatch.relaxed_atomics, (se._CSR_TILE, se._CSR_ROW_PROGRAMS, se._CSR_CHUNK_LOOP)
     rng = np.random.default_rng(2)
     for n, k in zip(sizes, fans, strict=True):
         # Random targets drawn on the device (repeats allowed): building a
@@ -186,21 +187,30 @@ def csr_tiling(sizes, fans, rates):
             spikes = jnp.asarray(spikes)
             ref = np.zeros(n)
             np.add.at(ref, np.asarray(table)[np.flatnonzero(np.asarray(spikes[0, 0]))].ravel(), 0.5)
-            for tile in (1024, 2048, 4096):
-                for programs in (512, 4096, 32768):
-                    for ordering in ("relaxed", "acq_rel"):
-                        se._CSR_TILE, se._CSR_ROW_PROGRAMS = tile, programs
-                        _dispatch.relaxed_atomics = relaxed if ordering == "relaxed" else contextlib.nullcontext
-                        jax.clear_caches()
-                        fn = functools.partial(_csr, n=n, max_row=k, path="kernel")
-                        out = np.asarray(jax.jit(fn)(spikes[0], indptr, indices))[0]
-                        ms = in_graph_ms(fn, spikes, indptr, indices)
-                        print(
-                            f"n={n} k={k} rate={rate:g} tile={tile} row_programs={programs} {ordering}: "
-                            f"{ms * 1e3:.1f} us, equal to numpy: {np.array_equal(out, ref)}",
-                            flush=True,
-                        )
-    se._CSR_TILE, se._CSR_ROW_PROGRAMS = defaults
+            configs = [
+                (tile, programs, loop, "relaxed")
+                for tile in (1024, 2048, 4096)
+                for programs in (512, 4096, 32768)
+                for loop in (False, True)
+            ] + [(2048, 4096, False, "acq_rel")]
+            best = None
+            for tile, programs, loop, ordering in configs:
+                se._CSR_TILE, se._CSR_ROW_PROGRAMS, se._CSR_CHUNK_LOOP = tile, programs, loop
+                _dispatch.relaxed_atomics = relaxed if ordering == "relaxed" else contextlib.nullcontext
+                jax.clear_caches()
+                fn = functools.partial(_csr, n=n, max_row=k, path="kernel")
+                out = np.asarray(jax.jit(fn)(spikes[0], indptr, indices))[0]
+                ms = in_graph_ms(fn, spikes, indptr, indices)
+                equal = np.array_equal(out, ref)
+                if equal and (best is None or ms < best[0]):
+                    best = (ms, tile, programs, loop, ordering)
+                print(
+                    f"n={n} k={k} rate={rate:g} tile={tile} row_programs={programs} chunk_loop={loop} {ordering}: "
+                    f"{ms * 1e3:.1f} us, equal to numpy: {equal}",
+                    flush=True,
+                )
+            print(f"BEST n={n} k={k} rate={rate:g}: {best}", flush=True)
+    se._CSR_TILE, se._CSR_ROW_PROGRAMS, se._CSR_CHUNK_LOOP = defaults
     _dispatch.relaxed_atomics = relaxed
     return 0
 

@@ -90,3 +90,69 @@ def test_relaxed_atomics_scoped():
     assert triton_lowering._atomic_rmw is original
     assert swapped.keywords == {"semantic": triton_lowering.tt_dialect.MemSemantic.RELAXED}
     assert swapped.func is original
+
+
+def test_sharded_script(tmp_path):
+    """``benchmarks/sharded_gpu.py --quick`` on the host devices: every case
+    runs, one and several devices give the same results, the large case is
+    refused on one device only when past int32 positions, and the table
+    names the collectives."""
+    import importlib.util
+    from pathlib import Path
+
+    import jax
+
+    if jax.device_count() < 2:
+        pytest.skip("needs two devices")
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "sharded_gpu.py"
+    spec = importlib.util.spec_from_file_location("sharded_gpu", path)
+    sharded_gpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sharded_gpu)
+    out = tmp_path / "sharded.json"
+    assert sharded_gpu.main(["--quick", "--devices", "1", "2", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert {r["case"] for r in rows} == {"dense", "csr", "csr-large", "coba", "all-gather"}
+    assert all(r["rel_diff_from_first"] <= 1e-6 for r in rows if r["case"] == "dense")
+    assert all(r["equal_to_first"] for r in rows if r["case"].startswith("csr"))
+    coba = [r for r in rows if r["case"] == "coba"]
+    assert [r["devices"] for r in coba] == [1, 2]
+    assert all(r["runs_agree"] and r["spikes_equal_to_first"] and r["rate_exc_hz"] > 0 for r in coba)
+    # Each step's one collective: an all-gather of the n = 4000 spikes.
+    gather = {"op": "all-gather", "dtype": "pred", "shape": [4000], "bytes": 4000}
+    assert coba[1]["collectives_per_step"] == [gather]
+    assert [r["bytes_gathered_per_step"] for r in coba] == [0, 4000]
+    assert "| COBA | 4,000 |" in out.with_suffix(".md").read_text()
+    # Past int32 positions one device refuses the stored form (shapes only).
+    refused = []
+    sharded_gpu.bench_csr(None, [1], refused, n=3_000_000, fan=1000, label="csr-large")
+    assert refused[0]["synapses"] == 3 * 10**9 and "shard_csr" in refused[0]["refused"]
+
+
+def test_sharded_block_targets_independent_of_device_count():
+    """The benchmark's block-structured connectivity is one matrix whatever
+    the number of devices it is split over."""
+    import importlib.util
+    from pathlib import Path
+
+    import jax
+    import numpy as np
+
+    from eventlib import sharding
+
+    if jax.device_count() < 4:
+        pytest.skip("needs four devices")
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "sharded_gpu.py"
+    spec = importlib.util.spec_from_file_location("sharded_gpu", path)
+    sharded_gpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sharded_gpu)
+    n, fan = 64, 8
+    dense = []
+    for d in (1, 2, 4):
+        csr = sharded_gpu.sharded_block_csr(sharding.post_mesh(d), n_pre=n, n_post=n, fan=fan, seed=3, blocks=4)
+        m = np.zeros((n, n), int)
+        for k in range(d):
+            idx = np.asarray(csr.indices)[k].reshape(n, fan // d) + k * (n // d)
+            np.add.at(m, (np.repeat(np.arange(n), fan // d), idx.ravel()), 1)
+        dense.append(m)
+    assert dense[0].sum() == n * fan
+    assert np.array_equal(dense[0], dense[1]) and np.array_equal(dense[0], dense[2])

@@ -98,6 +98,19 @@ def test_csr_batch_beyond_int32():
         )
 
 
+def test_csr_synapses_beyond_int32():
+    """Stored connectivity of 2**31 synapses or more is refused with the ways
+    out named (checked on shapes only)."""
+    n = 3 * 10**6
+    with pytest.raises(ValueError, match=r"indices holds 3000000000 synapses.*shard_csr.*procedural"):
+        jax.eval_shape(
+            lambda s, ip, ix: ops.csr_event_matmul(s, 1.0, ip, ix, n, max_row=1000),
+            jax.ShapeDtypeStruct((n,), jnp.bool_),
+            jax.ShapeDtypeStruct((n + 1,), jnp.int32),
+            jax.ShapeDtypeStruct((n * 1000,), jnp.int32),
+        )
+
+
 # -- layer construction -------------------------------------------------------------------
 
 CONSTRUCTORS = {

@@ -246,14 +246,17 @@ def test_paths_agree(rng, path, weight_kind):
         assert_exact(csr(spikes, weight, conn, path=path), values(spikes) @ dense_of(conn, weight))
 
 
+@pytest.mark.parametrize("chunk_loop", [False, True], ids=["chunk-programs", "chunk-loop"])
 @pytest.mark.parametrize("weight_kind", WEIGHT_KINDS)
-def test_kernel_tiling(rng, weight_kind, monkeypatch):
+def test_kernel_tiling(rng, weight_kind, chunk_loop, monkeypatch):
     """The kernel's tiling at sizes the other tests are too small for: rows
-    longer than one chunk (several chunk programs per row), several tiles
-    per row program, and a last tile cut short by the end of the input."""
+    longer than one chunk (several chunks per row, as programs or as a loop
+    inside one), several tiles per row program, and a last tile cut short by
+    the end of the input."""
     from eventlib.ops import sparse_event
 
     monkeypatch.setattr(sparse_event, "_CSR_ROW_PROGRAMS", 2)
+    monkeypatch.setattr(sparse_event, "_CSR_CHUNK_LOOP", chunk_loop)
     jax.clear_caches()  # the tiling is chosen when the kernel is traced
     conn = connectivity.fixed_prob(50, 700, 0.8, seed=3)
     rows, chunk, groups, n_chunks = sparse_event._csr_tiling(3 * 50, conn.max_row)

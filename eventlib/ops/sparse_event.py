@@ -95,7 +95,7 @@ def _row_window(i, indptr, indices, max_row: int, n_post: int):
     """
     start, end = indptr[i], indptr[i + 1]
     first = jnp.minimum(start, indices.shape[0] - max_row)
-    # int32 is safe: construction guarantees n_synapses + max_row < 2**31.
+    # int32 is safe: csr_event_matmul refuses n_synapses + max_row >= 2**31.
     pos = first + jnp.arange(max_row, dtype=jnp.int32)
     inside = (pos >= start) & (pos < end)
     tgt = jnp.where(inside, lax.dynamic_slice_in_dim(indices, first, max_row), n_post)
@@ -144,6 +144,9 @@ def _check_flat_size(batch: int, n_pre: int) -> None:
 # weights are exact in any order. ``deterministic=True`` avoids atomics.
 _CSR_TILE = 2048  # rows * chunk: 16 elements per thread with 4 warps
 _CSR_ROW_PROGRAMS = 4096  # target number of row programs; more groups per program beyond
+# Chunks of a row in the grid's second axis (False), or in a loop inside the
+# program (True: fewer programs, and only the chunks the tile's rows need).
+_CSR_CHUNK_LOOP = False
 
 
 def _csr_tiling(n_flat: int, max_row: int) -> tuple[int, int, int, int]:
@@ -172,13 +175,16 @@ def _csr_event_kernel(
     rows,
     chunk,
     groups,
+    chunk_loop,
     scalar,
     masked_atomics,
 ):
     from jax.experimental import pallas as pl
     from jax.experimental.pallas import triton as plgpu
 
-    p, c = pl.program_id(0), pl.program_id(1)
+    p = pl.program_id(0)
+    # Read at the top level: the interpreter has no program_id inside a cond.
+    c_grid = None if chunk_loop else pl.program_id(1)
     # All the program's input values in one load, and which of its tiles
     # hold an active one (int32 reductions: the Triton lowering has no
     # boolean ones). The loop then tests each tile without touching memory.
@@ -186,6 +192,25 @@ def _csr_event_kernel(
     first = p * groups * rows + group[:, None] * rows + jnp.arange(rows)[None, :]
     block = plgpu.load(val_ref.at[first], mask=first < n_flat, other=0)
     busy = jnp.max((block != 0).astype(jnp.int32), axis=1)
+
+    def add_chunk(c, value, b, start, end, active):
+        """Adds positions [c * chunk, (c + 1) * chunk) of the tile's active rows."""
+        # int32 is safe: csr_event_matmul refuses n_synapses + max_row >= 2**31.
+        pos = start[:, None] + (c * chunk + jnp.arange(chunk))[None, :]
+        ok = active[:, None] & (pos < end[:, None])
+        tgt = plgpu.load(indices_ref.at[pos], mask=ok, other=0)
+        w = w_ref[0] if scalar else plgpu.load(w_ref.at[pos], mask=ok, other=0.0)
+        contrib = jnp.broadcast_to(value[:, None] * w, pos.shape)
+        dest = b[:, None] * n_post + tgt
+        if masked_atomics:
+            plgpu.atomic_add(out_ref, dest, contrib, mask=ok)
+        else:
+            # The interpreter runs programs one after another and has no
+            # masked atomics (and its unmasked ones drop repeated targets
+            # within a block), so it adds the tile with a plain
+            # scatter-add; masked-out slots go to a spare last element.
+            sink = out_ref.shape[0] - 1
+            out_ref[...] = out_ref[...].at[jnp.where(ok, dest, sink)].add(jnp.where(ok, contrib, 0.0))
 
     def tile(g, carry):
         flat = (p * groups + g) * rows + jnp.arange(rows)
@@ -198,22 +223,18 @@ def _csr_event_kernel(
             i = flat - b * n_pre
             start = plgpu.load(indptr_ref.at[i], mask=active, other=0)
             end = plgpu.load(indptr_ref.at[i + 1], mask=active, other=0)
-            # int32 is safe: construction keeps n_synapses + max_row < 2**31.
-            pos = start[:, None] + (c * chunk + jnp.arange(chunk))[None, :]
-            ok = active[:, None] & (pos < end[:, None])
-            tgt = plgpu.load(indices_ref.at[pos], mask=ok, other=0)
-            w = w_ref[0] if scalar else plgpu.load(w_ref.at[pos], mask=ok, other=0.0)
-            contrib = jnp.broadcast_to(value[:, None] * w, pos.shape)
-            dest = b[:, None] * n_post + tgt
-            if masked_atomics:
-                plgpu.atomic_add(out_ref, dest, contrib, mask=ok)
-            else:
-                # The interpreter runs programs one after another and has no
-                # masked atomics (and its unmasked ones drop repeated targets
-                # within a block), so it adds the tile with a plain
-                # scatter-add; masked-out slots go to a spare last element.
-                sink = out_ref.shape[0] - 1
-                out_ref[...] = out_ref[...].at[jnp.where(ok, dest, sink)].add(jnp.where(ok, contrib, 0.0))
+            if not chunk_loop:
+                add_chunk(c_grid, value, b, start, end, active)
+                return
+
+            # All chunks in this program, up to the longest active row of
+            # the tile (a run-time trip count): short rows cost no chunks.
+            def one_chunk(c, carry):
+                add_chunk(c, value, b, start, end, active)
+                return carry
+
+            longest = jnp.max(jnp.where(active, end - start, 0))
+            lax.fori_loop(0, (longest + chunk - 1) // chunk, one_chunk, jnp.int32(0))
 
         return carry
 
@@ -242,13 +263,14 @@ def _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, pla
         rows=rows,
         chunk=chunk,
         groups=groups,
+        chunk_loop=_CSR_CHUNK_LOOP,
         scalar=weight.ndim == 0,
         masked_atomics=platform == "cuda",
     )
     out = pallas_call(
         kernel,
         platform=platform,
-        grid=(pl.cdiv(n_flat, rows * groups), n_chunks),
+        grid=(pl.cdiv(n_flat, rows * groups), 1 if _CSR_CHUNK_LOOP else n_chunks),
         in_specs=[pl.no_block_spec] * 5,
         out_specs=pl.no_block_spec,
         out_shape=jax.ShapeDtypeStruct((batch * n_post + 1,), values.dtype),
@@ -516,6 +538,12 @@ def csr_event_matmul(
     if weight.ndim != 0 and weight.shape != indices.shape:
         raise ValueError(
             f"weight must be a scalar or have shape (n_synapses,) = {indices.shape}, got shape {weight.shape}"
+        )
+    if indices.shape[0] + int(max_row) >= 2**31:
+        # Synapse positions are int32 in every path (and indptr is int32).
+        raise ValueError(
+            f"indices holds {indices.shape[0]} synapses: stored connectivity takes fewer than 2**31 - max_row; "
+            "split it over devices (eventlib.shard_csr) or use procedural connectivity"
         )
     lead = spikes.shape[:-1]
     batch = int(np.prod(lead, dtype=np.int64))
