@@ -27,7 +27,8 @@ internal order may change with the number of columns: a dense weight on the
 ``'dense'`` path (and ``'auto'`` once most inputs are active), equal within
 float32 rounding (jax 0.10.2 on CPU differed in the last bits for a batch
 on 16 local columns), and the event path for a batch, which sums 64-row
-chunks with a dot (identical in the tests on jax 0.10.2 and 0.12). The GPU
+chunks with a dot (identical in the tests on CPU with jax 0.10.2 and 0.12;
+within float32 rounding on two H200s with jax 0.11.2). The GPU
 kernels: a vector on a dense weight sums rows in order within each column
 block (identical under the interpreter); a batch multiplies tiles sized by
 the column count (within float32 rounding); the CSR kernel adds with float

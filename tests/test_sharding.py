@@ -82,12 +82,14 @@ def test_dense_identical(rng, d, lead, kind, rate, path):
     gathered = sharding.sharded_event_matmul(s, ws, mesh, gather=True, path=path)
     assert gathered.sharding.is_fully_replicated
     for result in (out, gathered):
-        if path == "event" or kind == "dyadic":
+        if kind == "dyadic" or (path == "event" and (not lead or jax.default_backend() == "cpu")):
             np.testing.assert_array_equal(np.asarray(result), ref)
         else:
-            # XLA's dense dot ('dense', and 'auto' with most inputs active)
-            # may block the sum differently for fewer columns (seen with jax
-            # 0.10.2 on CPU): equal within the rounding of a float32 sum.
+            # XLA's dense dot ('dense', 'auto' with most inputs active, and
+            # the event path's 64-row chunks for a batch) may block the sum
+            # differently for fewer columns (seen with jax 0.10.2 on CPU,
+            # and for the batched event path on two H200s): equal within
+            # the rounding of a float32 sum.
             bound = 2 * N_PRE * np.finfo(np.float32).eps * (s.astype(np.float32) @ np.abs(w))
             assert np.all(np.abs(np.asarray(result) - ref) <= bound)
 

@@ -130,12 +130,14 @@ def _check_flat_size(batch: int, n_pre: int) -> None:
 
 # -- GPU kernel (Pallas, lowered through Triton) -------------------------------
 #
-# No compaction: the grid is (row programs, chunks). A row program owns
-# ``groups`` tiles of ``rows`` consecutive (batch row, input) pairs; chunk c
-# covers synapse positions [c * chunk, (c + 1) * chunk) of every row. For
-# each tile the program reads the ``rows`` input values and, only if one is
-# nonzero, reads those rows' targets (masked loads: inactive rows cost no
-# memory traffic) and adds them into the output with masked atomic adds. So
+# No compaction: the grid is row programs (times chunks, when a row's chunks
+# are not looped over inside the program: ``_CSR_CHUNK_LOOP``). A row
+# program owns ``groups`` tiles of ``rows`` consecutive (batch row, input)
+# pairs; chunk c covers synapse positions [c * chunk, (c + 1) * chunk) of
+# every row. For each tile the program reads the ``rows`` input values and,
+# only if one is nonzero, reads those rows' targets chunk by chunk, up to
+# the longest active row (masked loads: inactive rows cost no memory
+# traffic), and adds them into the output with masked atomic adds. So
 # one launch does the whole product, and the bytes read are the input
 # vector plus the active rows' synapses. (Version 2 compacted the active
 # inputs first: three more launches, about 25 us at every activity.)
@@ -143,10 +145,12 @@ def _check_flat_size(batch: int, n_pre: int) -> None:
 # that receives several events, vary from run to run; sums of small dyadic
 # weights are exact in any order. ``deterministic=True`` avoids atomics.
 _CSR_TILE = 2048  # rows * chunk: 16 elements per thread with 4 warps
-_CSR_ROW_PROGRAMS = 4096  # target number of row programs; more groups per program beyond
-# Chunks of a row in the grid's second axis (False), or in a loop inside the
-# program (True: fewer programs, and only the chunks the tile's rows need).
-_CSR_CHUNK_LOOP = False
+_CSR_ROW_PROGRAMS = 32768  # target number of row programs; more groups per program beyond
+# Rows longer than one chunk: their chunks as a loop inside the program
+# (True), or as the grid's second axis (False: a program per chunk, each
+# re-reading the values). The loop was 1.2-2.4x faster on an H200 for rows
+# of 1000 and 2500 synapses (benchmarks/KERNEL_NOTES.md, version 5).
+_CSR_CHUNK_LOOP = True
 
 
 def _csr_tiling(n_flat: int, max_row: int) -> tuple[int, int, int, int]:
@@ -255,6 +259,7 @@ def _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, pla
         raise ValueError(
             f"a batch of {batch} rows of {n_pre} inputs is beyond int32 indexing; split the batch into smaller calls"
         )
+    chunk_loop = _CSR_CHUNK_LOOP and n_chunks > 1
     kernel = functools.partial(
         _csr_event_kernel,
         n_flat=n_flat,
@@ -263,14 +268,14 @@ def _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, pla
         rows=rows,
         chunk=chunk,
         groups=groups,
-        chunk_loop=_CSR_CHUNK_LOOP,
+        chunk_loop=chunk_loop,
         scalar=weight.ndim == 0,
         masked_atomics=platform == "cuda",
     )
     out = pallas_call(
         kernel,
         platform=platform,
-        grid=(pl.cdiv(n_flat, rows * groups), 1 if _CSR_CHUNK_LOOP else n_chunks),
+        grid=(pl.cdiv(n_flat, rows * groups), 1 if chunk_loop else n_chunks),
         in_specs=[pl.no_block_spec] * 5,
         out_specs=pl.no_block_spec,
         out_shape=jax.ShapeDtypeStruct((batch * n_post + 1,), values.dtype),
