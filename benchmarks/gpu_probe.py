@@ -7,6 +7,7 @@ eventlib.bench``.
 
     python benchmarks/gpu_probe.py [--sizes 10000 50000] [--out probe.json]
     python benchmarks/gpu_probe.py --csr-tiling --sizes 50000 1000000 400000 --fan 2500 1000 80
+    python benchmarks/gpu_probe.py --coba-tiling --sizes 400000 40000
 """
 
 from __future__ import annotations
@@ -60,7 +61,10 @@ def main(argv=None):
     ap.add_argument("--parts", action="store_true", help="time the pieces of one call, then exit")
     ap.add_argument("--csr-tiling", action="store_true", help="sweep the CSR kernel's tiling, then exit")
     ap.add_argument("--fan", type=int, nargs="+", help="--csr-tiling: targets per input, one per size")
+    ap.add_argument("--coba-tiling", action="store_true", help="the COBA step for several CSR tilings, then exit")
     args = ap.parse_args(argv)
+    if args.coba_tiling:
+        return coba_tiling(args.sizes)
     if args.csr_tiling:
         return csr_tiling(args.sizes, args.fan or [max(1, n // 20) for n in args.sizes], args.rates[:2])
     if args.variants:
@@ -212,6 +216,36 @@ def csr_tiling(sizes, fans, rates):
             print(f"BEST n={n} k={k} rate={rate:g}: {best}", flush=True)
     se._CSR_TILE, se._CSR_ROW_PROGRAMS, se._CSR_CHUNK_LOOP = defaults
     _dispatch.relaxed_atomics = relaxed
+    return 0
+
+
+def coba_tiling(sizes, duration=0.2):
+    """Time per step of the COBA network (benchmarks/coba.py, fused, unroll
+    16) for several CSR tile sizes and row-program counts: in a network
+    step the product runs at about 0.2% activity, where the number of
+    programs, not the synapses, sets its cost."""
+    import pathlib
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    import coba
+
+    from eventlib.ops import sparse_event as se
+
+    defaults = (se._CSR_TILE, se._CSR_ROW_PROGRAMS)
+    for n in sizes:
+        p = coba.Coba(n=n)
+        syn, conn = coba.event_synapses(p, seed=42)
+        for tile in (1024, 2048, 4096):
+            for programs in (256, 1024, 4096, 32768):
+                se._CSR_TILE, se._CSR_ROW_PROGRAMS = tile, programs
+                jax.clear_caches()
+                r = coba.measure_eventlib(p, duration, 42, 16, syn, conn, "eventlib")
+                print(
+                    f"coba n={n} tile={tile} row_programs={programs}: {r['step_us']:.2f} us/step, "
+                    f"rate {r['rate_hz']:.2f} Hz",
+                    flush=True,
+                )
+    se._CSR_TILE, se._CSR_ROW_PROGRAMS = defaults
     return 0
 
 

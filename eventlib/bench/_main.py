@@ -180,7 +180,7 @@ def run(args, save: Callable[[dict], None] = lambda result: None) -> dict:
     rng = np.random.default_rng(args.seed)
     cases = [(n, b, r) for n in args.sizes for b in args.batches for r in args.rates]
     progress = None  # sized once the methods of the first size are known
-    rows = []
+    rows, floors = [], []
     for n in args.sizes:
         weight = jax.random.normal(jax.random.PRNGKey(n), (n, n), jnp.float32)
         cols = np.sort(rng.choice(n, min(n, 256), replace=False))
@@ -194,6 +194,13 @@ def run(args, save: Callable[[dict], None] = lambda result: None) -> dict:
                 spikes = (rng.random((args.patterns, batch, n)) < rate).astype(np.float32)
                 patterns = jnp.asarray(spikes)
                 k_union = float(np.mean([np.any(p != 0, axis=0).sum() for p in spikes]))
+                if rate == args.rates[0]:
+                    # What the harness costs by itself: the same lax.map
+                    # with a body that only sums the pattern. On a GPU each
+                    # loop iteration also waits for its condition.
+                    floor = Method("loop floor", "floor", lambda s: jnp.sum(s, axis=-1), ())
+                    floor_ms = measure(floor, patterns, args.reps, args.budget)["ms"]
+                    floors.append({"n": n, "batch": batch, "ms": floor_ms})
                 refs = {}
                 for m in methods:
                     progress.set_description(f"n={n} batch={batch} rate={rate:g} {m.name}")
@@ -222,10 +229,10 @@ def run(args, save: Callable[[dict], None] = lambda result: None) -> dict:
                     row.update(result)
                     rows.append(row)
                     progress.update()
-            save(_summary(rows, peer, peer_reason, args))  # partial results survive an interrupted run
+            save(_summary(rows, peer, peer_reason, args, floors))  # partial results survive an interrupted run
         del weight
     progress.close()
-    return _summary(rows, peer, peer_reason, args)
+    return _summary(rows, peer, peer_reason, args, floors)
 
 
 def _selected(methods, only):
@@ -233,7 +240,7 @@ def _selected(methods, only):
     return [m for m in methods if not only or any(o in m.name for o in only)]
 
 
-def _summary(rows, peer, peer_reason, args) -> dict:
+def _summary(rows, peer, peer_reason, args, floors=()) -> dict:
     # The denominator: the best read rate a dense product reached in this run.
     dense_rates = [r["bytes"] / r["ms"] * 1e-6 for r in rows if r.get("ms") and r["method"].startswith("dense")]
     best_read = max(dense_rates) if dense_rates else None
@@ -254,6 +261,7 @@ def _summary(rows, peer, peer_reason, args) -> dict:
         "peer_skipped_because": peer_reason,
         "patterns_per_graph": args.patterns,
         "best_dense_read_GBps": best_read,
+        "loop_floor": list(floors),
         "rows": rows,
     }
 
@@ -363,6 +371,13 @@ def main(argv=None) -> int:
         if "rel_err" in r:
             worst[r["method"]] = max(worst.get(r["method"], 0.0), r["rel_err"])
     print("\nworst ||out - ref|| / ||ref|| against float64: " + "; ".join(f"{m} {e:.1e}" for m, e in worst.items()))
+    if result["loop_floor"]:
+        each = ", ".join(f"n={f['n']} batch={f['batch']}: {f['ms']:.4f} ms" for f in result["loop_floor"])
+        md += (
+            "\n\nThe harness alone (a lax.map whose body only sums the pattern), per call, "
+            "included in every time above: " + each
+        )
+        print("\nloop floor per call: " + each)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     args.out.with_suffix(".md").write_text(md + "\n")
     written = [args.out, args.out.with_suffix(".md")]
