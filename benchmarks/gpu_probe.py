@@ -8,6 +8,7 @@ eventlib.bench``.
     python benchmarks/gpu_probe.py [--sizes 10000 50000] [--out probe.json]
     python benchmarks/gpu_probe.py --csr-tiling --sizes 50000 1000000 400000 --fan 2500 1000 80
     python benchmarks/gpu_probe.py --coba-tiling --sizes 400000 40000
+    python benchmarks/gpu_probe.py --coba-profile --sizes 400000
 """
 
 from __future__ import annotations
@@ -62,9 +63,12 @@ def main(argv=None):
     ap.add_argument("--csr-tiling", action="store_true", help="sweep the CSR kernel's tiling, then exit")
     ap.add_argument("--fan", type=int, nargs="+", help="--csr-tiling: targets per input, one per size")
     ap.add_argument("--coba-tiling", action="store_true", help="the COBA step for several CSR tilings, then exit")
+    ap.add_argument("--coba-profile", action="store_true", help="device time per kernel of a COBA run, then exit")
     args = ap.parse_args(argv)
     if args.coba_tiling:
         return coba_tiling(args.sizes)
+    if args.coba_profile:
+        return coba_profile(args.sizes)
     if args.csr_tiling:
         return csr_tiling(args.sizes, args.fan or [max(1, n // 20) for n in args.sizes], args.rates[:2])
     if args.variants:
@@ -246,6 +250,45 @@ def coba_tiling(sizes, duration=0.2):
                     flush=True,
                 )
     se._CSR_TILE, se._CSR_ROW_PROGRAMS = defaults
+    return 0
+
+
+def coba_profile(sizes, duration=0.1, top=12):
+    """Where a COBA step's time goes: the run is traced with jax.profiler
+    (a Perfetto trace), and the device events are summed by name."""
+    import collections
+    import gzip
+    import pathlib
+    import tempfile
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    import coba
+
+    for n in sizes:
+        p = coba.Coba(n=n)
+        syn, conn = coba.event_synapses(p, seed=42)
+        state = coba.initial_state(p, 42)
+        n_steps = p.steps(duration)
+        compiled = coba.simulate.lower(p, syn, conn, state, n_steps=n_steps, unroll=16).compile()
+        jax.block_until_ready(compiled(conn, state))
+        with tempfile.TemporaryDirectory() as tmp:
+            with jax.profiler.trace(tmp, create_perfetto_trace=True):
+                jax.block_until_ready(compiled(conn, state))
+            trace = next(pathlib.Path(tmp).rglob("*.json.gz"))
+            events = json.loads(gzip.open(trace).read())
+        events = events.get("traceEvents", events) if isinstance(events, dict) else events
+        # Device tracks: the process names that mention the GPU.
+        names = {e["pid"]: e["args"]["name"] for e in events if e.get("ph") == "M" and e.get("name") == "process_name"}
+        device = {pid for pid, name in names.items() if "/device:" in name or "GPU" in name or "gpu" in name}
+        totals = collections.Counter()
+        for e in events:
+            if e.get("ph") == "X" and e.get("pid") in device:
+                totals[e["name"]] += float(e.get("dur", 0))
+        print(f"coba n={n}: {n_steps} steps; device tracks {sorted(names[p] for p in device)}", flush=True)
+        if not device:
+            print(f"  no device track among {sorted(names.values())[:20]}", flush=True)
+        for name, us in totals.most_common(top):
+            print(f"  {us / n_steps:8.2f} us/step  {name[:110]}", flush=True)
     return 0
 
 
