@@ -180,7 +180,7 @@ def csr_tiling(sizes, fans, rates):
     from eventlib.ops import _dispatch
     from eventlib.ops import sparse_event as se
 
-    relaxed, defaults = _dispatch.relaxed_atomics, (se._CSR_TILE, se._CSR_ROW_PROGRAMS, se._CSR_CHUNK_LOOP)
+    relaxed, defaults = _dispatch.relaxed_atomics, (se._CSR_TILE, dict(se._CSR_ROW_PROGRAMS), se._CSR_CHUNK_LOOP)
     rng = np.random.default_rng(2)
     for n, k in zip(sizes, fans, strict=True):
         # Random targets drawn on the device (repeats allowed): building a
@@ -203,7 +203,8 @@ def csr_tiling(sizes, fans, rates):
             ] + [(2048, 4096, False, "acq_rel")]
             best = None
             for tile, programs, loop, ordering in configs:
-                se._CSR_TILE, se._CSR_ROW_PROGRAMS, se._CSR_CHUNK_LOOP = tile, programs, loop
+                se._CSR_TILE, se._CSR_CHUNK_LOOP = tile, loop
+                se._CSR_ROW_PROGRAMS = {"short": programs, "long": programs}
                 _dispatch.relaxed_atomics = relaxed if ordering == "relaxed" else contextlib.nullcontext
                 jax.clear_caches()
                 fn = functools.partial(_csr, n=n, max_row=k, path="kernel")
@@ -235,13 +236,13 @@ def coba_tiling(sizes, duration=0.2):
 
     from eventlib.ops import sparse_event as se
 
-    defaults = (se._CSR_TILE, se._CSR_ROW_PROGRAMS)
+    defaults = (se._CSR_TILE, dict(se._CSR_ROW_PROGRAMS))
     for n in sizes:
         p = coba.Coba(n=n)
         syn, conn = coba.event_synapses(p, seed=42)
         for tile in (1024, 2048, 4096):
             for programs in (256, 1024, 4096, 32768):
-                se._CSR_TILE, se._CSR_ROW_PROGRAMS = tile, programs
+                se._CSR_TILE, se._CSR_ROW_PROGRAMS = tile, {"short": programs, "long": programs}
                 jax.clear_caches()
                 r = coba.measure_eventlib(p, duration, 42, 16, syn, conn, "eventlib")
                 print(

@@ -255,7 +255,7 @@ def test_kernel_tiling(rng, weight_kind, chunk_loop, monkeypatch):
     the end of the input."""
     from eventlib.ops import sparse_event
 
-    monkeypatch.setattr(sparse_event, "_CSR_ROW_PROGRAMS", 2)
+    monkeypatch.setitem(sparse_event._CSR_ROW_PROGRAMS, "long", 2)
     monkeypatch.setattr(sparse_event, "_CSR_CHUNK_LOOP", chunk_loop)
     jax.clear_caches()  # the tiling is chosen when the kernel is traced
     conn = connectivity.fixed_prob(50, 700, 0.8, seed=3)

@@ -145,7 +145,13 @@ def _check_flat_size(batch: int, n_pre: int) -> None:
 # that receives several events, vary from run to run; sums of small dyadic
 # weights are exact in any order. ``deterministic=True`` avoids atomics.
 _CSR_TILE = 2048  # rows * chunk: 16 elements per thread with 4 warps
-_CSR_ROW_PROGRAMS = 32768  # target number of row programs; more groups per program beyond
+# Target number of row programs (more groups per program beyond), for rows
+# of one chunk and for longer ones. On an H200 (KERNEL_NOTES.md, version 5):
+# with short rows a program's work is small and the launch's waves cost
+# most, so fewer programs won (the COBA step at 400000 neurons: 20 us with
+# 4096, 25 us with 32768); with long rows more programs spread the atomics
+# (10^6 rows of 1000: 149 us with 32768, 168 us with 4096, at 1% active).
+_CSR_ROW_PROGRAMS = {"short": 4096, "long": 32768}
 # Rows longer than one chunk: their chunks as a loop inside the program
 # (True), or as the grid's second axis (False: a program per chunk, each
 # re-reading the values). The loop was 1.2-2.4x faster on an H200 for rows
@@ -160,9 +166,11 @@ def _csr_tiling(n_flat: int, max_row: int) -> tuple[int, int, int, int]:
 
     chunk = int(min(256, max(16, pl.next_power_of_2(max_row))))
     rows = _CSR_TILE // chunk
+    n_chunks = -(-max_row // chunk)
+    programs = _CSR_ROW_PROGRAMS["long" if n_chunks > 1 else "short"]
     # A power of two: the program reads its groups' values as one 2-D block.
-    groups = int(min(128, pl.next_power_of_2(max(1, -(-n_flat // (rows * _CSR_ROW_PROGRAMS))))))
-    return rows, chunk, groups, -(-max_row // chunk)
+    groups = int(min(128, pl.next_power_of_2(max(1, -(-n_flat // (rows * programs))))))
+    return rows, chunk, groups, n_chunks
 
 
 def _csr_event_kernel(
