@@ -274,6 +274,19 @@ def test_jit_switches_at_run_time(rng):
             assert_exact(f(spikes, weight), values(spikes) @ f64(weight))
 
 
+def test_batched_kernel_switch(rng):
+    """The batched kernel as ``path='auto'`` runs it on a GPU: it counts the
+    rows active in the batch first, then takes its event kernel up to a
+    quarter of the rows and the dense product beyond, both exact (run here
+    through the Pallas interpreter, around the switch point)."""
+    from eventlib.ops import dense_event
+
+    weight = dyadic(rng, (128, 40))
+    f = jax.jit(functools.partial(dense_event._event_matmat_kernel, platform=None, adaptive=True))
+    for count in (0, 1, 31, 32, 33, 64, 128):
+        spikes = make_spikes(rng, "float", (6, 128), count, shared=True)
+        assert_exact(f(values(spikes), weight), values(spikes) @ f64(weight))
+
 def test_grad_under_jit(rng):
     """Gradients inside ``jax.jit`` at several activity levels."""
     weight = dyadic(rng, (40, 6))

@@ -213,9 +213,8 @@ def _event_matmat_kernel(values, weight, platform, adaptive: bool):
         )(count[None], idx, vals, weight)
         return jnp.sum(partial[:, :n_post], axis=0, keepdims=True)
 
-    idx, _, count = compact_active(values, _MAT_BLOCK_K, platform)
-
     def event(values, weight):
+        idx, _, count = compact_active(values, _MAT_BLOCK_K, platform)
         block_b = min(_MAT_MAX_BLOCK_B, max(16, pl.next_power_of_2(batch)))
         n_bblocks = pl.cdiv(batch, block_b)
         vals = jnp.where(jnp.arange(idx.shape[0]) < count, values[:, idx], 0)
@@ -240,8 +239,12 @@ def _event_matmat_kernel(values, weight, platform, adaptive: bool):
     # an H200 it matched the dense product at about 2/3 of the rows active
     # for n = 50000, but at about 1/3 for n = 10000 (fewer column blocks keep
     # fewer multiprocessors busy); a quarter keeps it within a few percent
-    # of dense at both (benchmarks/KERNEL_NOTES.md).
-    return lax.cond(count * 4 <= n_pre, event, dense, values, weight)
+    # of dense at both (benchmarks/KERNEL_NOTES.md). The choice counts the
+    # rows with one XLA reduction, so the dense product does not wait for
+    # the compaction: at n = 10000 finding the rows first cost a quarter
+    # of the product.
+    union = jnp.sum(jnp.any(values != 0, axis=0).astype(jnp.int32))
+    return lax.cond(union * 4 <= n_pre, event, dense, values, weight)
 
 
 def _event_matmat_impl(spikes, weight, *, float_as_event, path, platform):
