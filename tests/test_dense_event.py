@@ -287,6 +287,7 @@ def test_batched_kernel_switch(rng):
         spikes = make_spikes(rng, "float", (6, 128), count, shared=True)
         assert_exact(f(values(spikes), weight), values(spikes) @ f64(weight))
 
+
 def test_grad_under_jit(rng):
     """Gradients inside ``jax.jit`` at several activity levels."""
     weight = dyadic(rng, (40, 6))
