@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
 import eventlib
 from eventlib import bench
+
+
+def benchmark_script(name: str):
+    """``benchmarks/<name>.py`` imported as a module (the scripts are not a
+    package)."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_quick_run(tmp_path, capsys):
@@ -60,13 +72,7 @@ def test_scale_script(tmp_path):
     """``benchmarks/scale_gpu.py --quick`` runs every case on this machine:
     procedural equal to stored, the kernel and its deterministic mode equal
     to XLA's scatter, and a table beside the JSON."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "scale_gpu.py"
-    spec = importlib.util.spec_from_file_location("scale_gpu", path)
-    scale_gpu = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(scale_gpu)
+    scale_gpu = benchmark_script("scale_gpu")
     out = tmp_path / "scale.json"
     assert scale_gpu.main(["--quick", "--huge-rates", "0.01", "--big-rates", "0.01", "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
@@ -97,17 +103,11 @@ def test_sharded_script(tmp_path):
     runs, one and several devices give the same results, the large case is
     refused on one device only when past int32 positions, and the table
     names the collectives."""
-    import importlib.util
-    from pathlib import Path
-
     import jax
 
     if jax.device_count() < 2:
         pytest.skip("needs two devices")
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "sharded_gpu.py"
-    spec = importlib.util.spec_from_file_location("sharded_gpu", path)
-    sharded_gpu = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sharded_gpu)
+    sharded_gpu = benchmark_script("sharded_gpu")
     out = tmp_path / "sharded.json"
     assert sharded_gpu.main(["--quick", "--devices", "1", "2", "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
@@ -131,9 +131,6 @@ def test_sharded_script(tmp_path):
 def test_sharded_block_targets_independent_of_device_count():
     """The benchmark's block-structured connectivity is one matrix whatever
     the number of devices it is split over."""
-    import importlib.util
-    from pathlib import Path
-
     import jax
     import numpy as np
 
@@ -141,10 +138,7 @@ def test_sharded_block_targets_independent_of_device_count():
 
     if jax.device_count() < 4:
         pytest.skip("needs four devices")
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "sharded_gpu.py"
-    spec = importlib.util.spec_from_file_location("sharded_gpu", path)
-    sharded_gpu = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sharded_gpu)
+    sharded_gpu = benchmark_script("sharded_gpu")
     n, fan = 64, 8
     dense = []
     for d in (1, 2, 4):
