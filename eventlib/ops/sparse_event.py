@@ -173,6 +173,31 @@ def _csr_tiling(n_flat: int, max_row: int) -> tuple[int, int, int, int]:
     return rows, chunk, groups, n_chunks
 
 
+def _add_rows_chunk(c, value, b, start, end, active, refs, *, chunk, n_post, scalar, masked_atomics):
+    """Adds synapse positions [c * chunk, (c + 1) * chunk) of a vector of
+    rows (``start``/``end`` their ranges, ``active`` which of them count,
+    ``value`` their input values, ``b`` their batch rows) into the output."""
+    from jax.experimental.pallas import triton as plgpu
+
+    indices_ref, w_ref, out_ref = refs
+    # int32 is safe: csr_event_matmul refuses n_synapses + max_row >= 2**31.
+    pos = start[:, None] + (c * chunk + jnp.arange(chunk))[None, :]
+    ok = active[:, None] & (pos < end[:, None])
+    tgt = plgpu.load(indices_ref.at[pos], mask=ok, other=0)
+    w = w_ref[0] if scalar else plgpu.load(w_ref.at[pos], mask=ok, other=0.0)
+    contrib = jnp.broadcast_to(value[:, None] * w, pos.shape)
+    dest = b[:, None] * n_post + tgt
+    if masked_atomics:
+        plgpu.atomic_add(out_ref, dest, contrib, mask=ok)
+    else:
+        # The interpreter runs programs one after another and has no
+        # masked atomics (and its unmasked ones drop repeated targets
+        # within a block), so it adds the tile with a plain
+        # scatter-add; masked-out slots go to a spare last element.
+        sink = out_ref.shape[0] - 1
+        out_ref[...] = out_ref[...].at[jnp.where(ok, dest, sink)].add(jnp.where(ok, contrib, 0.0))
+
+
 def _csr_event_kernel(
     val_ref,
     indptr_ref,
@@ -195,6 +220,7 @@ def _csr_event_kernel(
     from jax.experimental.pallas import triton as plgpu
 
     p = pl.program_id(0)
+    refs = (indices_ref, w_ref, out_ref)
     # Read at the top level: the interpreter has no program_id inside a cond.
     c_grid = None if chunk_loop else pl.program_id(1)
     # All the program's input values in one load, and which of its tiles
@@ -206,23 +232,19 @@ def _csr_event_kernel(
     busy = jnp.max((block != 0).astype(jnp.int32), axis=1)
 
     def add_chunk(c, value, b, start, end, active):
-        """Adds positions [c * chunk, (c + 1) * chunk) of the tile's active rows."""
-        # int32 is safe: csr_event_matmul refuses n_synapses + max_row >= 2**31.
-        pos = start[:, None] + (c * chunk + jnp.arange(chunk))[None, :]
-        ok = active[:, None] & (pos < end[:, None])
-        tgt = plgpu.load(indices_ref.at[pos], mask=ok, other=0)
-        w = w_ref[0] if scalar else plgpu.load(w_ref.at[pos], mask=ok, other=0.0)
-        contrib = jnp.broadcast_to(value[:, None] * w, pos.shape)
-        dest = b[:, None] * n_post + tgt
-        if masked_atomics:
-            plgpu.atomic_add(out_ref, dest, contrib, mask=ok)
-        else:
-            # The interpreter runs programs one after another and has no
-            # masked atomics (and its unmasked ones drop repeated targets
-            # within a block), so it adds the tile with a plain
-            # scatter-add; masked-out slots go to a spare last element.
-            sink = out_ref.shape[0] - 1
-            out_ref[...] = out_ref[...].at[jnp.where(ok, dest, sink)].add(jnp.where(ok, contrib, 0.0))
+        _add_rows_chunk(
+            c,
+            value,
+            b,
+            start,
+            end,
+            active,
+            refs,
+            chunk=chunk,
+            n_post=n_post,
+            scalar=scalar,
+            masked_atomics=masked_atomics,
+        )
 
     def tile(g, carry):
         flat = (p * groups + g) * rows + jnp.arange(rows)
@@ -253,6 +275,95 @@ def _csr_event_kernel(
     lax.fori_loop(0, groups, tile, jnp.int32(0))
 
 
+# Version 6 (an experiment, off by default until measured on a GPU): each
+# program reads a block of ``block`` inputs in one load and compacts its
+# active ones in registers (an exclusive prefix sum of the activity); it
+# then loops over them ``rows`` at a time, so every row of a [rows, chunk]
+# tile of synapse positions belongs to an active input. The number of
+# programs is n_flat / block whatever the activity, and a program's work
+# is its active rows only. (Version 5 launches n_flat / (rows * groups)
+# programs whose tiles are mostly empty at low activity.)
+_CSR_COMPACT = False
+_CSR_COMPACT_BLOCK = 1024  # inputs per program (at most; fewer for small inputs)
+_CSR_COMPACT_PROGRAMS = 1024  # below this many programs, smaller blocks
+
+
+def _csr_compact_tiling(n_flat: int, max_row: int) -> tuple[int, int, int]:
+    """``(block, rows, chunk)`` of the compacting kernel."""
+    from jax.experimental import pallas as pl
+
+    chunk = int(min(256, max(16, pl.next_power_of_2(max_row))))
+    rows = _CSR_TILE // chunk
+    # The one-hot selection is rows x block elements: keep it at 8192.
+    block = min(_CSR_COMPACT_BLOCK, 8192 // rows, pl.next_power_of_2(max(1, -(-n_flat // _CSR_COMPACT_PROGRAMS))))
+    return int(max(16, block)), rows, chunk
+
+
+def _csr_compact_kernel(
+    val_ref,
+    indptr_ref,
+    indices_ref,
+    w_ref,
+    _zeros_ref,
+    out_ref,
+    *,
+    n_flat,
+    n_pre,
+    n_post,
+    block,
+    rows,
+    chunk,
+    scalar,
+    masked_atomics,
+):
+    from jax.experimental import pallas as pl
+    from jax.experimental.pallas import triton as plgpu
+
+    p = pl.program_id(0)
+    refs = (indices_ref, w_ref, out_ref)
+    local = jnp.arange(block)
+    vals = plgpu.load(val_ref.at[p * block + local], mask=p * block + local < n_flat, other=0)
+    act = (vals != 0).astype(jnp.int32)
+    position = jnp.cumsum(act) - act  # each active input's place in the compacted list
+    count = jnp.sum(act)
+    slot = jnp.arange(rows)
+
+    def group(t, carry):
+        # Slot r takes the active input at place t * rows + r: a one-hot
+        # selection, reduced to that input's index and value (registers
+        # only; Triton has no gather from registers).
+        hit = ((position[None, :] == t * rows + slot[:, None]) & (act[None, :] == 1)).astype(jnp.int32)
+        valid = jnp.max(hit, axis=1) > 0
+        flat = p * block + jnp.sum(hit * local[None, :], axis=1)
+        value = jnp.sum(jnp.where(hit == 1, vals[None, :], 0), axis=1)
+        b = flat // n_pre
+        i = flat - b * n_pre
+        start = plgpu.load(indptr_ref.at[i], mask=valid, other=0)
+        end = plgpu.load(indptr_ref.at[i + 1], mask=valid, other=0)
+
+        def one_chunk(c, carry):
+            _add_rows_chunk(
+                c,
+                value,
+                b,
+                start,
+                end,
+                valid,
+                refs,
+                chunk=chunk,
+                n_post=n_post,
+                scalar=scalar,
+                masked_atomics=masked_atomics,
+            )
+            return carry
+
+        longest = jnp.max(jnp.where(valid, end - start, 0))
+        lax.fori_loop(0, (longest + chunk - 1) // chunk, one_chunk, jnp.int32(0))
+        return carry
+
+    lax.fori_loop(0, (count + rows - 1) // rows, group, jnp.int32(0))
+
+
 def _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, platform):
     from jax.experimental import pallas as pl
 
@@ -263,27 +374,25 @@ def _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, pla
         )
     n_flat = batch * n_pre
     rows, chunk, groups, n_chunks = _csr_tiling(n_flat, max_row)
-    if n_flat + rows * groups >= 2**31:  # the last program's positions must stay int32
+    if n_flat + max(rows * groups, _CSR_COMPACT_BLOCK) >= 2**31:  # the last program's positions stay int32
         raise ValueError(
             f"a batch of {batch} rows of {n_pre} inputs is beyond int32 indexing; split the batch into smaller calls"
         )
-    chunk_loop = _CSR_CHUNK_LOOP and n_chunks > 1
-    kernel = functools.partial(
-        _csr_event_kernel,
-        n_flat=n_flat,
-        n_pre=n_pre,
-        n_post=n_post,
-        rows=rows,
-        chunk=chunk,
-        groups=groups,
-        chunk_loop=chunk_loop,
-        scalar=weight.ndim == 0,
-        masked_atomics=platform == "cuda",
-    )
+    common = dict(n_flat=n_flat, n_pre=n_pre, n_post=n_post, scalar=weight.ndim == 0, masked_atomics=platform == "cuda")
+    if _CSR_COMPACT:
+        block, rows, chunk = _csr_compact_tiling(n_flat, max_row)
+        kernel = functools.partial(_csr_compact_kernel, block=block, rows=rows, chunk=chunk, **common)
+        grid = (pl.cdiv(n_flat, block),)
+    else:
+        chunk_loop = _CSR_CHUNK_LOOP and n_chunks > 1
+        kernel = functools.partial(
+            _csr_event_kernel, rows=rows, chunk=chunk, groups=groups, chunk_loop=chunk_loop, **common
+        )
+        grid = (pl.cdiv(n_flat, rows * groups), 1 if chunk_loop else n_chunks)
     out = pallas_call(
         kernel,
         platform=platform,
-        grid=(pl.cdiv(n_flat, rows * groups), 1 if chunk_loop else n_chunks),
+        grid=grid,
         in_specs=[pl.no_block_spec] * 5,
         out_specs=pl.no_block_spec,
         out_shape=jax.ShapeDtypeStruct((batch * n_post + 1,), values.dtype),
