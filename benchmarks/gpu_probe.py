@@ -180,7 +180,9 @@ def csr_tiling(sizes, fans, rates):
     from eventlib.ops import _dispatch
     from eventlib.ops import sparse_event as se
 
-    relaxed, defaults = _dispatch.relaxed_atomics, (se._CSR_TILE, dict(se._CSR_ROW_PROGRAMS), se._CSR_CHUNK_LOOP)
+    relaxed = _dispatch.relaxed_atomics
+    defaults = (se._CSR_TILE, dict(se._CSR_ROW_PROGRAMS), se._CSR_CHUNK_LOOP, se._CSR_COMPACT)
+    compact_defaults = (se._CSR_COMPACT_BLOCK, se._CSR_COMPACT_PROGRAMS)
     rng = np.random.default_rng(2)
     for n, k in zip(sizes, fans, strict=True):
         # Random targets drawn on the device (repeats allowed): building a
@@ -201,10 +203,19 @@ def csr_tiling(sizes, fans, rates):
                 for programs in (512, 4096, 32768)
                 for loop in (False, True)
             ] + [(2048, 4096, False, "acq_rel")]
+            # Version 6 (compacting programs): the block of inputs per
+            # program and the program count below which blocks shrink.
+            configs += [
+                (2048, (block, programs), "compact", "relaxed") for block in (256, 1024) for programs in (512, 2048)
+            ]
             best = None
             for tile, programs, loop, ordering in configs:
-                se._CSR_TILE, se._CSR_CHUNK_LOOP = tile, loop
-                se._CSR_ROW_PROGRAMS = {"short": programs, "long": programs}
+                se._CSR_TILE, se._CSR_CHUNK_LOOP = tile, loop is True
+                se._CSR_COMPACT = loop == "compact"
+                if se._CSR_COMPACT:
+                    se._CSR_COMPACT_BLOCK, se._CSR_COMPACT_PROGRAMS = programs
+                else:
+                    se._CSR_ROW_PROGRAMS = {"short": programs, "long": programs}
                 _dispatch.relaxed_atomics = relaxed if ordering == "relaxed" else contextlib.nullcontext
                 jax.clear_caches()
                 fn = functools.partial(_csr, n=n, max_row=k, path="kernel")
@@ -219,7 +230,8 @@ def csr_tiling(sizes, fans, rates):
                     flush=True,
                 )
             print(f"BEST n={n} k={k} rate={rate:g}: {best}", flush=True)
-    se._CSR_TILE, se._CSR_ROW_PROGRAMS, se._CSR_CHUNK_LOOP = defaults
+    se._CSR_TILE, se._CSR_ROW_PROGRAMS, se._CSR_CHUNK_LOOP, se._CSR_COMPACT = defaults
+    se._CSR_COMPACT_BLOCK, se._CSR_COMPACT_PROGRAMS = compact_defaults
     _dispatch.relaxed_atomics = relaxed
     return 0
 
@@ -236,21 +248,28 @@ def coba_tiling(sizes, duration=0.2):
 
     from eventlib.ops import sparse_event as se
 
-    defaults = (se._CSR_TILE, dict(se._CSR_ROW_PROGRAMS))
+    defaults = (se._CSR_TILE, dict(se._CSR_ROW_PROGRAMS), se._CSR_COMPACT)
+    compact_defaults = (se._CSR_COMPACT_BLOCK, se._CSR_COMPACT_PROGRAMS)
+    configs = [("tiles", tile, programs) for tile in (1024, 2048, 4096) for programs in (256, 1024, 4096, 32768)]
+    configs += [("compact", block, programs) for block in (256, 512, 1024) for programs in (256, 1024)]
     for n in sizes:
         p = coba.Coba(n=n)
         syn, conn = coba.event_synapses(p, seed=42)
-        for tile in (1024, 2048, 4096):
-            for programs in (256, 1024, 4096, 32768):
-                se._CSR_TILE, se._CSR_ROW_PROGRAMS = tile, {"short": programs, "long": programs}
-                jax.clear_caches()
-                r = coba.measure_eventlib(p, duration, 42, 16, syn, conn, "eventlib")
-                print(
-                    f"coba n={n} tile={tile} row_programs={programs}: {r['step_us']:.2f} us/step, "
-                    f"rate {r['rate_hz']:.2f} Hz",
-                    flush=True,
-                )
-    se._CSR_TILE, se._CSR_ROW_PROGRAMS = defaults
+        for kind, size, programs in configs:
+            se._CSR_COMPACT = kind == "compact"
+            if se._CSR_COMPACT:
+                se._CSR_COMPACT_BLOCK, se._CSR_COMPACT_PROGRAMS = size, programs
+            else:
+                se._CSR_TILE, se._CSR_ROW_PROGRAMS = size, {"short": programs, "long": programs}
+            jax.clear_caches()
+            r = coba.measure_eventlib(p, duration, 42, 16, syn, conn, "eventlib")
+            print(
+                f"coba n={n} {kind} size={size} programs={programs}: {r['step_us']:.2f} us/step, "
+                f"rate {r['rate_hz']:.2f} Hz",
+                flush=True,
+            )
+    se._CSR_TILE, se._CSR_ROW_PROGRAMS, se._CSR_COMPACT = defaults
+    se._CSR_COMPACT_BLOCK, se._CSR_COMPACT_PROGRAMS = compact_defaults
     return 0
 
 
