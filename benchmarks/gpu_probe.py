@@ -31,9 +31,21 @@ from eventlib.ops import csr_event_matmul, event_matmul
 N_PATTERNS = 16
 
 
+UNROLLED = False  # --unrolled: the patterns as straight-line code, no loop
+
+
 def in_graph_ms(fn, *args, reps=20):
-    """Median time per pattern of ``fn`` mapped over N_PATTERNS patterns."""
-    f = jax.jit(lambda spikes, *a: lax.map(lambda s: fn(s, *a), spikes))
+    """Median time per pattern of ``fn`` mapped over N_PATTERNS patterns.
+
+    ``lax.map`` is a while loop, and on a GPU each iteration waits for its
+    condition (24-39 us per iteration on an H200). With ``UNROLLED`` the
+    patterns run as straight-line code instead, which times the kernels
+    alone (for dense products XLA could then merge the independent dots
+    that share a weight, so it is not used for them)."""
+    if UNROLLED:
+        f = jax.jit(lambda spikes, *a: lax.scan(lambda c, s: (c, fn(s, *a)), None, spikes, unroll=True)[1])
+    else:
+        f = jax.jit(lambda spikes, *a: lax.map(lambda s: fn(s, *a), spikes))
     jax.block_until_ready(f(*args))
     times = []
     for _ in range(reps):
@@ -64,7 +76,10 @@ def main(argv=None):
     ap.add_argument("--fan", type=int, nargs="+", help="--csr-tiling: targets per input, one per size")
     ap.add_argument("--coba-tiling", action="store_true", help="the COBA step for several CSR tilings, then exit")
     ap.add_argument("--coba-profile", action="store_true", help="device time per kernel of a COBA run, then exit")
+    ap.add_argument("--unrolled", action="store_true", help="time without the lax.map loop (kernels alone)")
     args = ap.parse_args(argv)
+    global UNROLLED
+    UNROLLED = args.unrolled
     if args.coba_tiling:
         return coba_tiling(args.sizes)
     if args.coba_profile:

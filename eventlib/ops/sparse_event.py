@@ -378,6 +378,9 @@ def _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, pla
         raise ValueError(
             f"a batch of {batch} rows of {n_pre} inputs is beyond int32 indexing; split the batch into smaller calls"
         )
+    # The interpreter's scatter-add sends masked-out slots to a spare last
+    # element; the GPU's masked atomics need none.
+    size = batch * n_post + (0 if platform == "cuda" else 1)
     common = dict(n_flat=n_flat, n_pre=n_pre, n_post=n_post, scalar=weight.ndim == 0, masked_atomics=platform == "cuda")
     if _CSR_COMPACT:
         block, rows, chunk = _csr_compact_tiling(n_flat, max_row)
@@ -395,10 +398,13 @@ def _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, pla
         grid=grid,
         in_specs=[pl.no_block_spec] * 5,
         out_specs=pl.no_block_spec,
-        out_shape=jax.ShapeDtypeStruct((batch * n_post + 1,), values.dtype),
+        out_shape=jax.ShapeDtypeStruct((size,), values.dtype),
         input_output_aliases={4: 0},
-    )(values.reshape(-1), indptr, indices, weight.reshape(-1), jnp.zeros((batch * n_post + 1,), values.dtype))
-    return out[:-1].reshape(batch, n_post)
+    )(values.reshape(-1), indptr, indices, weight.reshape(-1), jnp.zeros((size,), values.dtype))
+    # Without the spare element the output is the buffer itself: slicing it
+    # off was a copy of the whole output (2.7 us per step of the 400000-neuron
+    # network on an H200).
+    return (out if size == batch * n_post else out[:-1]).reshape(batch, n_post)
 
 
 # -- deterministic formulation (no float atomics) ------------------------------
