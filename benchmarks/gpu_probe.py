@@ -77,15 +77,16 @@ def main(argv=None):
     ap.add_argument("--coba-tiling", action="store_true", help="the COBA step for several CSR tilings, then exit")
     ap.add_argument("--coba-profile", action="store_true", help="device time per kernel of a COBA run, then exit")
     ap.add_argument("--unrolled", action="store_true", help="time without the lax.map loop (kernels alone)")
+    ap.add_argument("--full", action="store_true", help="--csr-tiling/--coba-tiling: every version-5 tiling too")
     args = ap.parse_args(argv)
     global UNROLLED
     UNROLLED = args.unrolled
     if args.coba_tiling:
-        return coba_tiling(args.sizes)
+        return coba_tiling(args.sizes, full=args.full)
     if args.coba_profile:
         return coba_profile(args.sizes)
     if args.csr_tiling:
-        return csr_tiling(args.sizes, args.fan or [max(1, n // 20) for n in args.sizes], args.rates[:2])
+        return csr_tiling(args.sizes, args.fan or [max(1, n // 20) for n in args.sizes], args.rates[:2], full=args.full)
     if args.variants:
         return variants()
     if args.parts:
@@ -185,7 +186,7 @@ def variants():
     return 0
 
 
-def csr_tiling(sizes, fans, rates):
+def csr_tiling(sizes, fans, rates, full=False):
     """The CSR kernel at batch 1 for several tile sizes, row-program
     counts, chunks as programs or as a loop inside one, and with the atomics
     relaxed or left acquire-release (default tiling only): time per
@@ -212,16 +213,21 @@ def csr_tiling(sizes, fans, rates):
             spikes = jnp.asarray(spikes)
             ref = np.zeros(n)
             np.add.at(ref, np.asarray(table)[np.flatnonzero(np.asarray(spikes[0, 0]))].ravel(), 0.5)
-            configs = [
-                (tile, programs, loop, "relaxed")
-                for tile in (1024, 2048, 4096)
-                for programs in (512, 4096, 32768)
-                for loop in (False, True)
-            ] + [(2048, 4096, False, "acq_rel")]
+            if full:
+                configs = [
+                    (tile, programs, loop, "relaxed")
+                    for tile in (1024, 2048, 4096)
+                    for programs in (512, 4096, 32768)
+                    for loop in (False, True)
+                ] + [(2048, 4096, False, "acq_rel")]
+            else:  # version 5's settings only
+                configs = [(2048, programs, True, "relaxed") for programs in (4096, 32768)]
             # Version 6 (compacting programs): the block of inputs per
             # program and the program count below which blocks shrink.
             configs += [
-                (2048, (block, programs), "compact", "relaxed") for block in (256, 1024) for programs in (512, 2048)
+                (2048, (block, programs), "compact", "relaxed")
+                for block in (256, 512, 1024)
+                for programs in (512, 2048)
             ]
             best = None
             for tile, programs, loop, ordering in configs:
@@ -251,7 +257,7 @@ def csr_tiling(sizes, fans, rates):
     return 0
 
 
-def coba_tiling(sizes, duration=0.2):
+def coba_tiling(sizes, duration=0.2, full=False):
     """Time per step of the COBA network (benchmarks/coba.py, fused, unroll
     16) for several CSR tile sizes and row-program counts: in a network
     step the product runs at about 0.2% activity, where the number of
@@ -265,7 +271,10 @@ def coba_tiling(sizes, duration=0.2):
 
     defaults = (se._CSR_TILE, dict(se._CSR_ROW_PROGRAMS), se._CSR_COMPACT)
     compact_defaults = (se._CSR_COMPACT_BLOCK, se._CSR_COMPACT_PROGRAMS)
-    configs = [("tiles", tile, programs) for tile in (1024, 2048, 4096) for programs in (256, 1024, 4096, 32768)]
+    if full:
+        configs = [("tiles", tile, programs) for tile in (1024, 2048, 4096) for programs in (256, 1024, 4096, 32768)]
+    else:  # version 5's settings only
+        configs = [("tiles", 2048, 4096)]
     configs += [("compact", block, programs) for block in (256, 512, 1024) for programs in (256, 1024)]
     for n in sizes:
         p = coba.Coba(n=n)

@@ -68,17 +68,17 @@ def restore_default_path():
     eventlib.set_default_path(saved)
 
 
-@pytest.fixture(scope="module", params=["auto", "kernel", "kernel-compact"])
+@pytest.fixture(scope="module", params=["auto", "kernel", "kernel-v5"])
 def stored_path_triplet(request):
     """``default_path_twin`` for stored connectivity, plus a third run on the
-    kernels with the stored-connectivity kernel's compacting variant
-    (version 6, not yet the default)."""
+    kernels with the stored-connectivity kernel's previous version (version
+    5, tiles of rows without compaction), which stays selectable."""
     import eventlib
     from eventlib.ops import sparse_event
 
     saved, saved_compact = eventlib.ops.get_default_path(), sparse_event._CSR_COMPACT
-    sparse_event._CSR_COMPACT = request.param == "kernel-compact"
-    eventlib.set_default_path(request.param.removesuffix("-compact"))
+    sparse_event._CSR_COMPACT = request.param != "kernel-v5"
+    eventlib.set_default_path(request.param.removesuffix("-v5"))
     jax.clear_caches()  # traces cached under the other setting must not be reused
     yield request.param
     eventlib.set_default_path(saved)
