@@ -211,7 +211,16 @@ def test_deterministic_chunks(rng, weight_kind, monkeypatch):
     for argnum in (0, 1):
         with_sort = jax.grad(loss, argnums=argnum)(weight, spikes, True)
         without = jax.grad(loss, argnums=argnum)(weight, spikes, False)
-        assert_close(with_sort, without, 1e-5)
+        if argnum == 0 and weight_kind == "scalar":
+            # One sum over outputs of cos(out_j) * u_j, u = spikes @ adjacency,
+            # with terms of both signs: the forward's float32 rounding
+            # (relative to |out_j|), carried through sin's derivative, is
+            # bounded by the terms' magnitudes, not by the smaller sum.
+            u = f64(spikes) @ dense_of(conn, 1.0)
+            bound = 1e-6 * np.sum(np.abs(u * weight * u) + np.abs(u))
+            assert abs(float(with_sort) - float(without)) <= bound
+        else:
+            assert_close(with_sort, without, 1e-5)
     jax.clear_caches()
 
 
