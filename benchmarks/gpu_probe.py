@@ -9,6 +9,7 @@ eventlib.bench``.
     python benchmarks/gpu_probe.py --csr-tiling --sizes 50000 1000000 400000 --fan 2500 1000 80
     python benchmarks/gpu_probe.py --coba-tiling --sizes 400000 40000
     python benchmarks/gpu_probe.py --coba-profile --sizes 400000
+    python benchmarks/gpu_probe.py --coba-copies --sizes 400000
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def main(argv=None):
     ap.add_argument("--fan", type=int, nargs="+", help="--csr-tiling: targets per input, one per size")
     ap.add_argument("--coba-tiling", action="store_true", help="the COBA step for several CSR tilings, then exit")
     ap.add_argument("--coba-profile", action="store_true", help="device time per kernel of a COBA run, then exit")
+    ap.add_argument("--coba-copies", action="store_true", help="copies in the compiled COBA loop, then exit")
     ap.add_argument("--unrolled", action="store_true", help="time without the lax.map loop (kernels alone)")
     ap.add_argument("--full", action="store_true", help="--csr-tiling/--coba-tiling: every version-5 tiling too")
     args = ap.parse_args(argv)
@@ -85,6 +87,8 @@ def main(argv=None):
         return coba_tiling(args.sizes, full=args.full)
     if args.coba_profile:
         return coba_profile(args.sizes)
+    if args.coba_copies:
+        return coba_copies(args.sizes)
     if args.csr_tiling:
         return csr_tiling(args.sizes, args.fan or [max(1, n // 20) for n in args.sizes], args.rates[:2], full=args.full)
     if args.variants:
@@ -294,6 +298,31 @@ def coba_tiling(sizes, duration=0.2, full=False):
             )
     se._CSR_TILE, se._CSR_ROW_PROGRAMS, se._CSR_COMPACT = defaults
     se._CSR_COMPACT_BLOCK, se._CSR_COMPACT_PROGRAMS = compact_defaults
+    return 0
+
+
+def coba_copies(sizes, steps=160, unroll=16):
+    """The copies XLA puts in the compiled COBA loop (fused, unroll 16): a
+    copy of a whole output before each kernel call costs a read and a
+    write of it on every step (it was 2.7 us per step at 400000 neurons,
+    until each call got its own zero buffer: ``_dispatch.zeros_for_call``)."""
+    import pathlib
+    import re
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    import coba
+
+    for n in sizes:
+        p = coba.Coba(n=n)
+        syn, conn = coba.event_synapses(p, seed=42)
+        state = coba.initial_state(p, 42)
+        hlo = coba.simulate.lower(p, syn, conn, state, n_steps=steps, unroll=unroll).compile().as_text()
+        lines = hlo.splitlines()
+        copies = [line.strip()[:160] for line in lines if re.search(r"= \S+ copy\(", line)]
+        calls = sum("custom-call(" in line for line in lines)
+        print(f"coba n={n}: {len(copies)} copies, {calls} custom calls in the compiled loop", flush=True)
+        for line in copies:
+            print("   ", line, flush=True)
     return 0
 
 

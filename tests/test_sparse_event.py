@@ -604,3 +604,17 @@ def test_property_exact(problem):
         float_as_event=float_as_event,
     )
     assert_exact(grad, weight_grad_reference(spikes, g, conn, weight_kind == "scalar", float_as_event))
+
+
+@pytest.mark.parametrize("first", [np.inf, -np.inf, np.nan, -3.0, 0.0], ids=["inf", "-inf", "nan", "negative", "zero"])
+def test_zero_buffer_per_call(first):
+    """The kernels' output buffer is a zero computed from the call's own
+    input (so XLA cannot merge the buffers of several calls and copy them):
+    +0 everywhere, whatever that input's first element is."""
+    from eventlib.ops._dispatch import zeros_for_call
+
+    tied = jnp.asarray([first, 1.0], jnp.float32)
+    zeros = np.asarray(jax.jit(lambda t: zeros_for_call(5, jnp.float32, t))(tied))
+    np.testing.assert_array_equal(zeros, np.zeros(5, np.float32))
+    assert not np.signbit(zeros).any()
+    assert np.asarray(zeros_for_call(3, jnp.int32, jnp.zeros((0,)))).tolist() == [0, 0, 0]

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from . import _procedural_rows as rows
-from ._dispatch import compact_active, pallas_call
+from ._dispatch import compact_active, pallas_call, zeros_for_call
 
 _BLOCK = 128
 _PROGRAMS = 1024
@@ -213,5 +213,5 @@ def procedural_kernel_call(values, weight, table, rule: rows.Rule, platform):
         out_specs=pl.no_block_spec,
         out_shape=jax.ShapeDtypeStruct((size,), values.dtype),
         input_output_aliases={5: 0},
-    )(count[None], pairs, vals, weight.reshape(-1), table, jnp.zeros((size,), values.dtype))
+    )(count[None], pairs, vals, weight.reshape(-1), table, zeros_for_call(size, values.dtype, vals))
     return out[:-1].reshape(batch, rule.n_post)

@@ -37,6 +37,7 @@ from ._dispatch import (
     resolve_default,
     resolve_path,
     smooth_in_spikes,
+    zeros_for_call,
 )
 from .dense_event import spike_values
 
@@ -402,7 +403,7 @@ def _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, pla
         out_specs=pl.no_block_spec,
         out_shape=jax.ShapeDtypeStruct((size,), values.dtype),
         input_output_aliases={4: 0},
-    )(values.reshape(-1), indptr, indices, weight.reshape(-1), jnp.zeros((size,), values.dtype))
+    )(values.reshape(-1), indptr, indices, weight.reshape(-1), zeros_for_call(size, values.dtype, values))
     # Without the spare element the output is the buffer itself: slicing it
     # off was a copy of the whole output (2.7 us per step of the 400000-neuron
     # network on an H200).
