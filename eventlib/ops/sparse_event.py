@@ -131,7 +131,12 @@ def _check_flat_size(batch: int, n_pre: int) -> None:
 
 # -- GPU kernel (Pallas, lowered through Triton) -------------------------------
 #
-# No compaction: the grid is row programs (times chunks, when a row's chunks
+# Two versions share the row-chunk step (``_add_rows_chunk``): version 6, the
+# default (``_CSR_COMPACT``, below), and version 5, kept selectable and tested
+# because it spreads many active long rows over more programs (faster at
+# 20% activity with rows of 2500 synapses on an H200).
+#
+# Version 5, no compaction: the grid is row programs (times chunks, when a row's chunks
 # are not looped over inside the program: ``_CSR_CHUNK_LOOP``). A row
 # program owns ``groups`` tiles of ``rows`` consecutive (batch row, input)
 # pairs; chunk c covers synapse positions [c * chunk, (c + 1) * chunk) of
@@ -284,8 +289,10 @@ def _csr_event_kernel(
 # a program's work is its active rows only. (Version 5, above, launches
 # n_flat / (rows * groups) programs whose tiles are mostly empty at low
 # activity.) On an H200 (KERNEL_NOTES.md, version 6) it was 1.7x faster
-# than version 5 for 10^6 rows of 1000 at 0.1% active, as fast at 1%, and
-# the network step at 400000 neurons went from 19.9 to 17.2 us.
+# than version 5 for 10^6 rows of 1000 at 0.1% active, about as fast at 1%,
+# slower with many active rows of thousands of synapses (fewer programs
+# share the atomic adds), and the network step at 400000 neurons went from
+# 19.9 to 17.2 us.
 _CSR_COMPACT = True
 _CSR_COMPACT_BLOCK = 1024  # inputs per program (at most; fewer for small inputs)
 _CSR_COMPACT_PROGRAMS = 512  # below this many programs, smaller blocks
