@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import statistics
 import sys
 import time
 
@@ -27,6 +26,7 @@ import numpy as np
 from jax import lax
 
 from eventlib import connectivity
+from eventlib.bench._main import median_seconds
 from eventlib.ops import csr_event_matmul, event_matmul
 
 N_PATTERNS = 16
@@ -48,12 +48,7 @@ def in_graph_ms(fn, *args, reps=20):
     else:
         f = jax.jit(lambda spikes, *a: lax.map(lambda s: fn(s, *a), spikes))
     jax.block_until_ready(f(*args))
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        jax.block_until_ready(f(*args))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3 / N_PATTERNS
+    return median_seconds(f, *args, reps=reps) * 1e3 / N_PATTERNS
 
 
 def _csr(s, indptr, indices, *, n, max_row, path):

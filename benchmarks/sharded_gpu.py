@@ -47,7 +47,6 @@ import json
 import os
 import platform
 import re
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -63,6 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import eventlib  # noqa: E402
 from eventlib import sharding  # noqa: E402
+from eventlib.bench._main import median_seconds  # noqa: E402
 from eventlib.ops import csr_event_matmul  # noqa: E402
 
 N_PATTERNS = 8
@@ -86,13 +86,9 @@ def collective_bytes(compiled_text: str) -> list[dict]:
 
 
 def median_s(fn, *args, reps: int) -> float:
+    """Warm-up call, then the median of ``reps`` timed calls."""
     jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return median_seconds(fn, *args, reps=reps)
 
 
 def memory_per_device(mesh) -> list[dict]:

@@ -131,6 +131,17 @@ def sparse_methods(conn, n: int, peer) -> list[Method]:
 # -- measurement ---------------------------------------------------------------
 
 
+def median_seconds(fn, *args, reps: int) -> float:
+    """Median wall time of ``reps`` calls of ``fn(*args)``, each waited for;
+    ``fn`` must already be compiled and warm."""
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def measure(method: Method, patterns, reps: int, budget_s: float) -> dict:
     """First-call time, then the median in-graph time per call."""
     mapped = jax.jit(lambda spikes, *ops: lax.map(lambda s: method.fn(s, *ops), spikes))
@@ -142,12 +153,7 @@ def measure(method: Method, patterns, reps: int, budget_s: float) -> dict:
     jax.block_until_ready(mapped(patterns, *method.operands))
     one = time.perf_counter() - t0
     reps = max(3, min(reps, int(budget_s / max(one, 1e-9))))
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        jax.block_until_ready(mapped(patterns, *method.operands))
-        times.append(time.perf_counter() - t0)
-    per_call = statistics.median(times) / patterns.shape[0]
+    per_call = median_seconds(mapped, patterns, *method.operands, reps=reps) / patterns.shape[0]
     return {"ms": per_call * 1e3, "first_call_s": first_call, "reps": reps, "first_out": first[0]}
 
 
