@@ -14,16 +14,17 @@ import numpy as np
 
 
 def size(value, name: str) -> int:
-    """A positive neuron count given as an int or a tuple whose last entry
-    is the count (brainstate's ``in_size``/``out_size`` convention)."""
+    """A non-negative neuron count given as an int or a tuple whose last
+    entry is the count (brainstate's ``in_size``/``out_size`` convention).
+    0 is an empty population, which brainstate's layers also accept."""
     if isinstance(value, (tuple, list)):
         if len(value) == 0:
-            raise ValueError(f"{name} must be a positive int or a non-empty tuple, got {value!r}")
+            raise ValueError(f"{name} must be a non-negative int or a non-empty tuple, got {value!r}")
         value = value[-1]
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive int, got {value!r} of type {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value}")
+        raise TypeError(f"{name} must be a non-negative int, got {value!r} of type {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value}")
     return int(value)
 
 

@@ -12,9 +12,11 @@ parameters)`` alone, and never build an ``n_pre x n_post`` array.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import brainstate
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -34,6 +36,10 @@ def _resolve_seed(seed) -> int:
     # brainstate.random.seed(0) gets the same connectivity every run.
     if seed is None:
         return int(np.random.randint(0, 2**31 - 1))
+    if isinstance(seed, (jax.Array, np.ndarray, np.generic)) and np.ndim(seed) == 0:
+        # brainstate accepts a seed held in a 0-d integer array (JAX or NumPy).
+        if np.issubdtype(seed.dtype, np.integer):
+            seed = int(seed)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an int or None, got {seed!r}")
     if not 0 <= seed < 2**32:  # the hash takes 32 bits: a wider seed would alias
@@ -51,6 +57,8 @@ def _count(conn_num, n_available: int) -> int:
             raise ValueError(f"conn_num must be non-negative, got {conn_num}")
         return int(conn_num)
     if isinstance(conn_num, numbers.Real):
+        if conn_num == 0.0:  # a sweep that starts at 0: an empty layer, as in brainstate
+            return 0
         return int(n_available * _checks.probability(conn_num))
     raise TypeError(f"conn_num must be an int or a float, got {type(conn_num).__name__}")
 
@@ -59,6 +67,61 @@ def _check_target(efferent_target: str) -> str:
     if efferent_target not in ("pre", "post"):
         raise ValueError(f"efferent_target must be 'pre' or 'post', got {efferent_target!r}")
     return efferent_target
+
+
+def _fan_in_block(k: int, n_pre: int, n_post: int) -> tuple[int, int]:
+    """The initializer shape of fixed fan-in ``k``, which brainstate lacks:
+    fan-in the inputs per neuron, fan-out the mean out-degree."""
+    return (max(1, k), max(1, round(k * n_post / n_pre)) if n_pre else 1)
+
+
+def _degree_block(n_synapses: int, n_pre: int, n_post: int) -> tuple[int, int]:
+    """The initializer shape of arbitrary synapses (``from_synapses``): fan-in
+    the mean in-degree, fan-out the mean out-degree."""
+    return (max(1, round(n_synapses / n_post)) if n_post else 1, max(1, round(n_synapses / n_pre)) if n_pre else 1)
+
+
+def _draw_weights(init, block: tuple[int, int], n: int):
+    """``n`` per-synapse weights from an initializer called with ``block``.
+
+    braintools' variance-scaling initializers take their fans from the
+    shape, so each call gets the shape whose fans describe the layer, and
+    as many calls as needed supply ``n`` values; each value then has the
+    distribution it has in brainstate's layer of the same form. A call
+    returning a scalar gives that scalar (one shared weight)."""
+    parts, unit, got = [], None, 0
+    while True:
+        mantissa, unit = _units.split(init(block))
+        mantissa = jnp.asarray(mantissa)
+        if mantissa.ndim == 0:
+            return _units.attach(mantissa, unit)
+        if mantissa.shape != block:
+            raise ValueError(
+                f"conn_weight, an initializer, must return shape {block} when called with it, got {mantissa.shape}"
+            )
+        parts.append(mantissa.reshape(-1))
+        got += mantissa.size
+        if got >= n or mantissa.size == 0:
+            return _units.attach(jnp.concatenate(parts)[:n], unit)
+
+
+# Elements of the one initializer call that gives a procedural layer its
+# scalar weight: the call builds the whole fan-shaped block.
+_PROCEDURAL_INIT_LIMIT = 1 << 24
+
+
+def _first_weight(init, block: tuple[int, int]):
+    """The first value an initializer gives for ``block``: a procedural
+    layer's one weight, with the distribution of the stored layer's."""
+    if math.prod(block) > _PROCEDURAL_INIT_LIMIT:
+        raise ValueError(
+            f"conn_weight: an initializer for procedural=True is called with the layer's fan shape {block}, "
+            f"which would need {4 * math.prod(block)} bytes; pass a scalar weight (or one per presynaptic row, "
+            "shape (n_pre,)) instead"
+        )
+    value = _draw_weights(init, tuple(max(1, d) for d in block), 1)
+    mantissa, unit = _units.split(value)
+    return _units.attach(jnp.asarray(mantissa).reshape(-1)[0], unit)
 
 
 def _fixed_num(n_pre, n_post, conn_num, efferent_target, allow_multi_conn, seed):
@@ -82,6 +145,7 @@ class _SparseLayer(brainstate.nn.Module):
     _dense_equivalent = False  # True for the layer whose product visits every synapse
     procedural = False
     deterministic = False
+    _init_block = None  # the initializer's shape; None: from the mean degrees
 
     def _random_setup(
         self,
@@ -107,6 +171,8 @@ class _SparseLayer(brainstate.nn.Module):
             if self.deterministic:
                 raise ValueError("deterministic=True is available for stored connectivity only, not procedural=True")
             _procedural.check_supported(efferent_target, "k" in rule_args, afferent_ratio)
+            if callable(conn_weight) and not hasattr(conn_weight, "shape"):
+                conn_weight = _first_weight(conn_weight, self._init_block)
             self.procedural = True
             rule, table = make_rule(*self._sizes, self.seed, **rule_args)
             _procedural.setup(self, rule, table, conn_weight, **kwargs)
@@ -136,6 +202,9 @@ class _SparseLayer(brainstate.nn.Module):
         if fan_out is not None:  # brainstate's per-synapse layout (n_pre, conn_num)
             shapes.append((conn.n_pre, fan_out))
             init_shape = (conn.n_pre, fan_out)
+        elif callable(conn_weight) and not hasattr(conn_weight, "shape"):
+            block = self._init_block or _degree_block(conn.n_synapses, conn.n_pre, conn.n_post)
+            conn_weight = _draw_weights(conn_weight, block, conn.n_synapses)
         self.weight = param_type(init_param(conn_weight, init_shape, "conn_weight", shapes))
         conn_lib.warn_if_empty(conn, type(self).__name__)
 
@@ -268,15 +337,50 @@ class _SparseLayer(brainstate.nn.Module):
         return _units.attach(out, s_unit, w_unit)
 
 
-_COMMON_DOC = """
+class FixedNumConn(_SparseLayer):
+    """A fixed number of connections per neuron; dense-equivalent product.
+
+    ``layer(x)`` equals ``x @ layer.to_dense()`` for any float input (rates,
+    currents, spikes) at a cost proportional to the number of synapses.
+
+    Args:
+      in_size, out_size: ``n_pre`` and ``n_post`` (ints >= 0, or tuples
+        whose last entry is the count).
+      conn_num: an int ``k``, or a float fraction read as
+        ``int(n_available * conn_num)`` (brainstate's reading; 0.0 gives an
+        empty layer, with a warning).
+      efferent_target: ``'pre'`` (default): every *postsynaptic* neuron
+        receives exactly ``k`` distinct presynaptic partners -- fixed fan-in,
+        the meaning the tutorial states. ``'post'``: every presynaptic neuron
+        has exactly ``k`` targets (fixed fan-out, brainstate's default; its
+        ``'pre'`` raises NotImplementedError in brainstate 0.6).
+      afferent_ratio: keep each presynaptic row with this probability (rows
+        dropped have no synapses), as in brainstate.
+      allow_multi_conn: False (default) draws distinct partners; True draws
+        with replacement, so a pair may repeat and its weights add up
+        (brainstate's default).
       conn_weight: a scalar (one trainable weight shared by all synapses,
         stored 0-d); one weight per synapse, shape ``(n_synapses,)`` in the
         order of :meth:`synapses` (with fixed fan-out also brainstate's
-        ``(n_pre, conn_num)``); or an initializer called with that shape.
+        ``(n_pre, conn_num)``); or an initializer (a callable taking a
+        shape, such as ``braintools.init.KaimingNormal()``). An initializer
+        is called with the shape whose fans describe the connectivity, as
+        brainstate's layers call it, and the weights are the first
+        ``n_synapses`` values of as many such calls as needed, so each
+        weight has brainstate's distribution: fixed fan-out ``k``:
+        ``(n_pre, k)``, kept as the weight's shape; a probability ``p``:
+        ``(n_pre, int(n_post * p))`` (brainstate's count; at least 1
+        column); fixed fan-in ``k``, which brainstate lacks: fan-in the
+        inputs per neuron and fan-out the mean out-degree,
+        ``(k, round(k * n_post / n_pre))``; :meth:`from_synapses`: the
+        mean in- and out-degree. ``afferent_ratio`` keeps these shapes
+        (brainstate 0.6 then calls the initializer with ``(n_synapses,)``).
+        A procedural layer takes the first value of one such call.
         brainunit quantities (``0.5 * u.mS``) give outputs in their unit.
-      seed: int; the connectivity is a pure function of (seed, sizes,
-        parameters). ``None`` draws a seed from NumPy's global generator,
-        which ``brainstate.random.seed`` seeds.
+      seed: int, or a 0-d integer array (JAX or NumPy); the connectivity is
+        a pure function of (seed, sizes, parameters). ``None`` draws a seed
+        from NumPy's global generator, which ``brainstate.random.seed``
+        seeds.
       name: module name.
       conn_init: accepted for compatibility with brainstate, unused
         (construction is always vectorised).
@@ -290,41 +394,17 @@ _COMMON_DOC = """
         ``conn_weight`` or one weight per presynaptic row ``(n_pre,)``;
         ``n_synapses`` is then the expected count for a probability (see
         :func:`eventlib.ops.procedural_event_matmul`).
-      deterministic: (event-driven layers) bit-identical outputs from run to
-        run on every platform: the product avoids float atomics (see
-        :func:`eventlib.ops.csr_event_matmul`); several times slower on a
-        GPU. Stored connectivity only.
+
+    Attributes:
+      conn_num: the argument as given (brainstate keeps the realised
+        per-neuron count there); ``n_synapses`` is the realised total.
 
     Shapes:
       input ``(..., n_pre)``, any number of leading batch dimensions
       (brainstate accepts 1-D and 2-D only); output ``(..., n_post)``.
-"""
-
-
-class FixedNumConn(_SparseLayer):
-    (
-        """A fixed number of connections per neuron; dense-equivalent product.
-
-    ``layer(x)`` equals ``x @ layer.to_dense()`` for any float input (rates,
-    currents, spikes) at a cost proportional to the number of synapses.
-
-    Args:
-      in_size, out_size: ``n_pre`` and ``n_post``.
-      conn_num: an int ``k``, or a float fraction read as
-        ``int(n_available * conn_num)`` (brainstate's reading).
-      efferent_target: ``'pre'`` (default): every *postsynaptic* neuron
-        receives exactly ``k`` distinct presynaptic partners -- fixed fan-in,
-        the meaning the tutorial states. ``'post'``: every presynaptic neuron
-        has exactly ``k`` targets (fixed fan-out, brainstate's default; its
-        ``'pre'`` raises NotImplementedError in brainstate 0.6).
-      afferent_ratio: keep each presynaptic row with this probability (rows
-        dropped have no synapses), as in brainstate.
-      allow_multi_conn: False (default) draws distinct partners; True draws
-        with replacement, so a pair may repeat and its weights add up
-        (brainstate's default).
+      ``in_size`` or ``out_size`` 0 gives an empty layer, as in brainstate:
+      an output ``(..., 0)``, or zeros.
     """
-        + _COMMON_DOC
-    )
 
     _dense_equivalent = True
 
@@ -351,6 +431,7 @@ class FixedNumConn(_SparseLayer):
         self._configure(**kwargs)
         self.conn_num = conn_num
         k = _count(conn_num, n_post if efferent_target == "post" else n_pre)
+        self._init_block = (n_pre, k) if efferent_target == "post" else _fan_in_block(k, n_pre, n_post)
         self._random_setup(
             lambda seed: _fixed_num(n_pre, n_post, conn_num, efferent_target, allow_multi_conn, seed),
             conn_weight,
@@ -387,11 +468,75 @@ class EventFixedNumConn(FixedNumConn):
     For the same arguments and seed it represents the same matrix as
     ``FixedNumConn``; its cost scales with the active inputs.
 
-    Additional args:
+    Args:
+      in_size, out_size: ``n_pre`` and ``n_post`` (ints >= 0, or tuples
+        whose last entry is the count).
+      conn_num: an int ``k``, or a float fraction read as
+        ``int(n_available * conn_num)`` (brainstate's reading; 0.0 gives an
+        empty layer, with a warning).
+      efferent_target: ``'pre'`` (default): every *postsynaptic* neuron
+        receives exactly ``k`` distinct presynaptic partners -- fixed fan-in,
+        the meaning the tutorial states. ``'post'``: every presynaptic neuron
+        has exactly ``k`` targets (fixed fan-out, brainstate's default; its
+        ``'pre'`` raises NotImplementedError in brainstate 0.6).
+      afferent_ratio: keep each presynaptic row with this probability (rows
+        dropped have no synapses), as in brainstate.
+      allow_multi_conn: False (default) draws distinct partners; True draws
+        with replacement, so a pair may repeat and its weights add up
+        (brainstate's default).
+      conn_weight: a scalar (one trainable weight shared by all synapses,
+        stored 0-d); one weight per synapse, shape ``(n_synapses,)`` in the
+        order of :meth:`synapses` (with fixed fan-out also brainstate's
+        ``(n_pre, conn_num)``); or an initializer (a callable taking a
+        shape, such as ``braintools.init.KaimingNormal()``). An initializer
+        is called with the shape whose fans describe the connectivity, as
+        brainstate's layers call it, and the weights are the first
+        ``n_synapses`` values of as many such calls as needed, so each
+        weight has brainstate's distribution: fixed fan-out ``k``:
+        ``(n_pre, k)``, kept as the weight's shape; a probability ``p``:
+        ``(n_pre, int(n_post * p))`` (brainstate's count; at least 1
+        column); fixed fan-in ``k``, which brainstate lacks: fan-in the
+        inputs per neuron and fan-out the mean out-degree,
+        ``(k, round(k * n_post / n_pre))``; :meth:`from_synapses`: the
+        mean in- and out-degree. ``afferent_ratio`` keeps these shapes
+        (brainstate 0.6 then calls the initializer with ``(n_synapses,)``).
+        A procedural layer takes the first value of one such call.
+        brainunit quantities (``0.5 * u.mS``) give outputs in their unit.
+      seed: int, or a 0-d integer array (JAX or NumPy); the connectivity is
+        a pure function of (seed, sizes, parameters). ``None`` draws a seed
+        from NumPy's global generator, which ``brainstate.random.seed``
+        seeds.
+      name: module name.
+      conn_init: accepted for compatibility with brainstate, unused
+        (construction is always vectorised).
+      param_type: the state class holding the weight (default ``ParamState``).
+      path: ``'auto'``, ``'event'``, ``'kernel'`` or ``'dense'`` (see :mod:`eventlib.ops`).
+      procedural: if True, store no synapses: the rows of the active inputs
+        are regenerated on every call from the same hash that builds the
+        stored form, so the matrix is the same for the same seed (memory
+        ``O(n_pre + n_post)``, more arithmetic per synaptic event). Needs
+        fixed fan-out or a probability, ``afferent_ratio=1``, and a scalar
+        ``conn_weight`` or one weight per presynaptic row ``(n_pre,)``;
+        ``n_synapses`` is then the expected count for a probability (see
+        :func:`eventlib.ops.procedural_event_matmul`).
       float_as_event: if True, every nonzero input counts as one spike
         (brainstate's behaviour, with a straight-through spike gradient);
         default False multiplies float inputs by their weights, as the dense
         product does.
+      deterministic: bit-identical outputs from run to run on every
+        platform: the product avoids float atomics (see
+        :func:`eventlib.ops.csr_event_matmul`); several times slower on a
+        GPU. Stored connectivity only.
+
+    Attributes:
+      conn_num: the argument as given (brainstate keeps the realised
+        per-neuron count there); ``n_synapses`` is the realised total.
+
+    Shapes:
+      input ``(..., n_pre)``, any number of leading batch dimensions
+      (brainstate accepts 1-D and 2-D only); output ``(..., n_post)``.
+      ``in_size`` or ``out_size`` 0 gives an empty layer, as in brainstate:
+      an output ``(..., 0)``, or zeros.
     """
 
     _dense_equivalent = False
@@ -404,8 +549,7 @@ class EventFixedNumConn(FixedNumConn):
 
 
 class EventFixedProb(_SparseLayer):
-    (
-        """Sparse random connectivity, event-driven.
+    """Sparse random connectivity, event-driven.
 
     With a float ``conn_num = p``, each (pre, post) pair is connected
     independently with probability ``p``: no pair repeats, and in- and
@@ -416,19 +560,70 @@ class EventFixedProb(_SparseLayer):
     exactly that many distinct targets (brainstate's meaning of an int).
 
     Args:
-      in_size, out_size: ``n_pre`` and ``n_post``.
-      conn_num: float probability in (0, 1], or int count per presynaptic
+      in_size, out_size: ``n_pre`` and ``n_post`` (ints >= 0, or tuples
+        whose last entry is the count).
+      conn_num: float probability in [0, 1] (0.0 gives an empty layer, with
+        a warning, as brainstate builds one), or int count per presynaptic
         neuron.
       efferent_target: for an int ``conn_num`` only: ``'post'`` (default,
         fixed fan-out) or ``'pre'`` (fixed fan-in).
       afferent_ratio: keep each presynaptic row with this probability.
       allow_multi_conn: for an int ``conn_num`` only: draw targets with
         replacement (duplicates add up).
-      float_as_event: count every nonzero input as one spike (brainstate's
-        default); default False multiplies float inputs by their weights.
+      conn_weight: a scalar (one trainable weight shared by all synapses,
+        stored 0-d); one weight per synapse, shape ``(n_synapses,)`` in the
+        order of :meth:`synapses` (with fixed fan-out also brainstate's
+        ``(n_pre, conn_num)``); or an initializer (a callable taking a
+        shape, such as ``braintools.init.KaimingNormal()``). An initializer
+        is called with the shape whose fans describe the connectivity, as
+        brainstate's layers call it, and the weights are the first
+        ``n_synapses`` values of as many such calls as needed, so each
+        weight has brainstate's distribution: fixed fan-out ``k``:
+        ``(n_pre, k)``, kept as the weight's shape; a probability ``p``:
+        ``(n_pre, int(n_post * p))`` (brainstate's count; at least 1
+        column); fixed fan-in ``k``, which brainstate lacks: fan-in the
+        inputs per neuron and fan-out the mean out-degree,
+        ``(k, round(k * n_post / n_pre))``; :meth:`from_synapses`: the
+        mean in- and out-degree. ``afferent_ratio`` keeps these shapes
+        (brainstate 0.6 then calls the initializer with ``(n_synapses,)``).
+        A procedural layer takes the first value of one such call.
+        brainunit quantities (``0.5 * u.mS``) give outputs in their unit.
+      seed: int, or a 0-d integer array (JAX or NumPy); the connectivity is
+        a pure function of (seed, sizes, parameters). ``None`` draws a seed
+        from NumPy's global generator, which ``brainstate.random.seed``
+        seeds.
+      name: module name.
+      conn_init: accepted for compatibility with brainstate, unused
+        (construction is always vectorised).
+      param_type: the state class holding the weight (default ``ParamState``).
+      path: ``'auto'``, ``'event'``, ``'kernel'`` or ``'dense'`` (see :mod:`eventlib.ops`).
+      procedural: if True, store no synapses: the rows of the active inputs
+        are regenerated on every call from the same hash that builds the
+        stored form, so the matrix is the same for the same seed (memory
+        ``O(n_pre + n_post)``, more arithmetic per synaptic event). Needs
+        fixed fan-out or a probability, ``afferent_ratio=1``, and a scalar
+        ``conn_weight`` or one weight per presynaptic row ``(n_pre,)``;
+        ``n_synapses`` is then the expected count for a probability (see
+        :func:`eventlib.ops.procedural_event_matmul`).
+      float_as_event: if True, every nonzero input counts as one spike
+        (brainstate's behaviour, with a straight-through spike gradient);
+        default False multiplies float inputs by their weights, as the dense
+        product does.
+      deterministic: bit-identical outputs from run to run on every
+        platform: the product avoids float atomics (see
+        :func:`eventlib.ops.csr_event_matmul`); several times slower on a
+        GPU. Stored connectivity only.
+
+    Attributes:
+      conn_num: the argument as given (brainstate keeps the realised
+        per-neuron count there); ``n_synapses`` is the realised total.
+
+    Shapes:
+      input ``(..., n_pre)``, any number of leading batch dimensions
+      (brainstate accepts 1-D and 2-D only); output ``(..., n_post)``.
+      ``in_size`` or ``out_size`` 0 gives an empty layer, as in brainstate:
+      an output ``(..., 0)``, or zeros.
     """
-        + _COMMON_DOC
-    )
 
     def __init__(
         self,
@@ -463,7 +658,17 @@ class EventFixedProb(_SparseLayer):
                 return _fixed_num(n_pre, n_post, conn_num, efferent_target, allow_multi_conn, seed)
 
             fan_out = efferent_target == "post"
-            rule_args = {"k": _count(conn_num, n_post if fan_out else n_pre), "distinct": not allow_multi_conn}
+            k = _count(conn_num, n_post if fan_out else n_pre)
+            rule_args = {"k": k, "distinct": not allow_multi_conn}
+            self._init_block = (n_pre, k) if fan_out else _fan_in_block(k, n_pre, n_post)
+        elif conn_num == 0.0:  # brainstate builds an empty layer: so does eventlib, with a warning
+            self.prob = 0.0
+
+            def build(seed):
+                return conn_lib.fixed_num_per_pre(n_pre, n_post, 0, seed), None
+
+            rule_args = {"k": 0, "distinct": True}
+            self._init_block = (n_pre, 1)
         else:
             self.prob = _checks.probability(conn_num, "conn_num")
 
@@ -471,6 +676,10 @@ class EventFixedProb(_SparseLayer):
                 return conn_lib.fixed_prob(n_pre, n_post, self.prob, seed), None
 
             rule_args = {"prob": self.prob}
+            # brainstate's layer holds int(n_post * p) weights per presynaptic
+            # neuron and calls the initializer with (n_pre, that count); at
+            # least one column where its count would be 0.
+            self._init_block = (n_pre, max(1, int(n_post * self.prob)))
 
         self._random_setup(
             build,

@@ -225,8 +225,15 @@ def fixed_prob(n_pre: int, n_post: int, prob: float, seed: int) -> Connectivity:
     Bernoulli(prob) draw would keep (to within 2**-32 in probability), in
     time proportional to the synapses. No pair appears twice; in- and
     out-degrees are Binomial(n, prob).
+
+    Args:
+      n_pre, n_post: the sizes of the two populations.
+      prob: the connection probability, in (0, 1].
+      seed: int in ``[0, 2**32)``.
     """
     prob = _checks.probability(prob, "prob")
+    if n_pre == 0 or n_post == 0:  # an empty population: no pair to connect
+        return _from_rows(n_pre, n_post, np.zeros(n_pre, np.int64), np.zeros(0, np.int32))
     if prob == 1.0:
         counts = np.full(n_pre, n_post, np.int64)
         return _from_rows(n_pre, n_post, counts, np.tile(np.arange(n_post, dtype=np.int32), n_pre))
@@ -339,6 +346,8 @@ def fixed_num_per_pre_window(n_pre: int, n_post: int, k: int, seed: int, distinc
 def _fixed_count_check(k: int, n_range: int, distinct: bool, name: str, side: str) -> None:
     if k < 0:
         raise ValueError(f"{name} must be non-negative, got {k}")
+    if k > 0 and n_range == 0:
+        raise ValueError(f"{name}={k} partners cannot be drawn from 0 {side} neurons; pass {name}=0")
     if distinct and k > n_range:
         raise ValueError(
             f"{name}={k} is larger than the {n_range} distinct {side} partners available; "
@@ -346,9 +355,32 @@ def _fixed_count_check(k: int, n_range: int, distinct: bool, name: str, side: st
         )
 
 
+def _check_count_capacity(n_rows: int, k: int, name: str) -> None:
+    """Refuse a fixed count whose synapses pass the int32 index range before
+    anything of that size is allocated, saying what storing them would take."""
+    n_synapses = n_rows * k
+    if n_synapses + k > MAX_SYNAPSES:
+        needed = 8 * n_synapses + 4 * (n_rows + 1)  # int32 index and float32 weight per synapse, row offsets
+        raise ValueError(
+            f"{name}={k} for {n_rows} neurons gives {n_synapses} synapses, beyond the int32 index range "
+            f"eventlib uses (at most {MAX_SYNAPSES} synapse positions); storing them would need {needed} bytes. "
+            f"Lower {name}, split the population into several layers, or (fixed fan-out) pass "
+            "procedural=True, which stores no synapses"
+        )
+
+
 def fixed_num_per_pre(n_pre: int, n_post: int, k: int, seed: int, distinct: bool = True) -> Connectivity:
-    """Every presynaptic neuron has exactly ``k`` targets (fixed fan-out)."""
+    """Every presynaptic neuron has exactly ``k`` targets (fixed fan-out).
+
+    Args:
+      n_pre, n_post: the sizes of the two populations.
+      k: targets per presynaptic neuron.
+      seed: int in ``[0, 2**32)``.
+      distinct: True draws ``k`` distinct targets; False draws with
+        replacement (a pair may repeat).
+    """
     _fixed_count_check(k, n_post, distinct, "conn_num", "postsynaptic")
+    _check_count_capacity(n_pre, k, "conn_num")
     targets, _ = _fixed_count_rows(seed, n_pre, n_post, k, distinct, _STREAM_COUNT)
     return _from_rows(n_pre, n_post, np.full(n_pre, k, np.int64), targets.reshape(-1))
 
@@ -357,8 +389,16 @@ def fixed_num_per_post(n_pre: int, n_post: int, k: int, seed: int, distinct: boo
     """Every postsynaptic neuron receives exactly ``k`` inputs (fixed fan-in).
 
     Generated per postsynaptic row, then stored by presynaptic row.
+
+    Args:
+      n_pre, n_post: the sizes of the two populations.
+      k: inputs per postsynaptic neuron.
+      seed: int in ``[0, 2**32)``.
+      distinct: True draws ``k`` distinct inputs; False draws with
+        replacement (a pair may repeat).
     """
     _fixed_count_check(k, n_pre, distinct, "conn_num", "presynaptic")
+    _check_count_capacity(n_post, k, "conn_num")
     sources, _ = _fixed_count_rows(seed, n_post, n_pre, k, distinct, _STREAM_COUNT)
     post = np.repeat(np.arange(n_post, dtype=np.int32), k)
     conn, _ = from_indices(sources.reshape(-1), post, n_pre, n_post)
@@ -385,6 +425,11 @@ def from_indices(pre, post, n_pre: int, n_post: int) -> tuple[Connectivity, np.n
     ``s`` of the result is input synapse ``order[s]`` (reorder per-synapse
     weights with ``weights[order]``). Repeated pairs are kept as separate
     synapses.
+
+    Args:
+      pre, post: integer arrays ``(n_synapses,)``: the presynaptic and
+        postsynaptic neuron of each synapse.
+      n_pre, n_post: the sizes of the two populations.
     """
     pre, post = np.asarray(pre), np.asarray(post)
     if pre.size == 0 and post.size == 0:  # an empty list is float64 to NumPy

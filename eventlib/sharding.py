@@ -329,6 +329,7 @@ def network_step(
         :func:`~eventlib.ops.csr_event_matmul`.
       decay, v_th, v_reset: as for :func:`lif_update`.
       max_row: the longest CSR row; needed when ``indptr`` is traced.
+      path: the computation path of the product (see :mod:`eventlib.ops`).
 
     Returns:
       The new ``v`` and bool ``spikes``, both ``(n,)``.
@@ -350,6 +351,9 @@ def sharded_network_step(
       v, drive: float ``(n,)``, split over the mesh.
       spikes: bool ``(n,)``, replicated.
       conn: a dense weight from :func:`shard_dense` or a :class:`ShardedCSR`.
+      mesh: the mesh of :func:`post_mesh`.
+      decay, v_th, v_reset: as for :func:`lif_update`.
+      path: the computation path of the product (see :mod:`eventlib.ops`).
 
     Returns:
       The new ``v`` (split) and bool ``spikes`` (replicated), bitwise equal to

@@ -121,9 +121,10 @@ CONSTRUCTORS = {
 }
 
 
-@pytest.mark.parametrize(("bad", "error"), [(0, ValueError), (-3, ValueError), ((), ValueError)], ids=str)
+@pytest.mark.parametrize(("bad", "error"), [(-3, ValueError), ((), ValueError)], ids=str)
 @pytest.mark.parametrize("name", CONSTRUCTORS)
-def test_nonpositive_sizes(name, bad, error):
+def test_negative_sizes(name, bad, error):
+    """Sizes are non-negative (0 is an empty population, as in brainstate)."""
     with pytest.raises(error, match="in_size"):
         CONSTRUCTORS[name](bad, 5)
     with pytest.raises(error, match="out_size"):
@@ -147,9 +148,11 @@ def test_tuple_sizes():
 
 @pytest.mark.parametrize("prob", [0.0, -0.1, 1.5, math.nan, math.inf], ids=repr)
 def test_probability_range(prob):
-    """A probability outside (0, 1] is refused, naming the argument."""
-    with pytest.raises(ValueError, match="conn_num"):
-        eventlib.EventFixedProb(10, 6, prob, 0.5, seed=0)
+    """A probability outside (0, 1] is refused, naming the argument (a
+    layer's conn_num may be 0.0: an empty layer, as in brainstate)."""
+    if prob != 0.0:
+        with pytest.raises(ValueError, match="conn_num"):
+            eventlib.EventFixedProb(10, 6, prob, 0.5, seed=0)
     with pytest.raises(ValueError, match="prob"):
         connectivity.fixed_prob(10, 6, prob, seed=0)
     with pytest.raises(ValueError, match="afferent_ratio"):
@@ -199,7 +202,9 @@ def test_bad_efferent_target(cls):
         cls(10, 6, 2, 0.5, efferent_target="both", seed=0)
 
 
-@pytest.mark.parametrize("seed", [1.5, "0", True])
+@pytest.mark.parametrize(
+    "seed", [1.5, "0", True, np.float32(2.0), jnp.asarray(2.0), jnp.asarray([1, 2]), jnp.asarray(True)], ids=repr
+)
 def test_bad_seed(seed):
     with pytest.raises(TypeError, match="seed"):
         eventlib.EventFixedProb(10, 6, 0.5, 0.5, seed=seed)
@@ -295,8 +300,12 @@ def test_bad_path(path, restore_default_path):
         lambda: eventlib.EventFixedProb(5, 4, 1e-9, 0.5, seed=0),
         lambda: eventlib.FixedNumConn(5, 4, 0, 0.5, seed=0),
         lambda: eventlib.EventFixedProb.from_synapses(np.zeros(0, int), np.zeros(0, int), 5, 4, 0.5),
+        lambda: eventlib.EventFixedProb(5, 4, 0.0, 0.5, seed=0),
+        lambda: eventlib.EventFixedProb(5, 4, 0.0, 0.5, seed=0, procedural=True),
+        lambda: eventlib.FixedNumConn(5, 4, 0.0, 0.5, seed=0),
+        lambda: eventlib.EventFixedNumConn(5, 4, 0.0, 0.5, efferent_target="post", seed=0),
     ],
-    ids=["tiny_prob", "zero_count", "no_synapses"],
+    ids=["tiny_prob", "zero_count", "no_synapses", "zero_prob", "zero_procedural", "zero_fraction", "zero_fan_out"],
 )
 def test_empty_layer_warns(make):
     """A layer without any synapse warns (its output is always zero), and
@@ -305,3 +314,21 @@ def test_empty_layer_warns(make):
         layer = make()
     assert layer.n_synapses == 0
     np.testing.assert_array_equal(np.asarray(layer(np.ones(5, np.float32))), np.zeros(4))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: eventlib.EventFixedProb(7, 10, 10**9, 0.5, allow_multi_conn=True, seed=0),
+        lambda: eventlib.FixedNumConn(10, 7, 10**9, 0.5, allow_multi_conn=True, seed=0),
+        lambda: connectivity.fixed_num_per_pre(7, 10, 10**9, 0, distinct=False),
+        lambda: connectivity.fixed_num_per_post(10, 7, 10**9, 0, distinct=False),
+    ],
+    ids=["fan_out", "fan_in", "fixed_num_per_pre", "fixed_num_per_post"],
+)
+def test_huge_conn_num_refused_before_allocating(make):
+    """A count whose synapses pass the int32 index range is refused before
+    anything is allocated, with the bytes it would need and the way out."""
+    with pytest.raises(ValueError, match=r"conn_num.*\d+ bytes.*split") as info:
+        make()
+    assert "7000000000 synapses" in str(info.value)

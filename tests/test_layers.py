@@ -555,3 +555,53 @@ def test_large_fixed_prob(restore_default_path):
     eventlib.set_default_path("dense")
     dense_path = np.asarray(jax.jit(layer)(x))
     assert_close(dense_path, out, tol=1e-6)
+
+
+# -- empty populations ----------------------------------------------------------------
+
+ZERO_SIZE_LAYERS = {
+    "EventLinear_scalar": lambda a, b, **kw: eventlib.EventLinear(a, b, 0.5, **kw),
+    "EventLinear": lambda a, b, **kw: eventlib.EventLinear(a, b, np.full((a, b), 0.5, np.float32), **kw),
+    "EventFixedProb": lambda a, b, **kw: eventlib.EventFixedProb(a, b, 0.5, 0.5, seed=0, **kw),
+    # A count needs partners to draw from: 0 targets when there are none.
+    "EventFixedProb_int": lambda a, b, **kw: eventlib.EventFixedProb(a, b, min(2, b), 0.5, seed=0, **kw),
+    "EventFixedProb_procedural": lambda a, b, **kw: eventlib.EventFixedProb(
+        a, b, 0.5, 0.5, seed=0, procedural=True, **kw
+    ),
+    "EventFixedProb_procedural_int": lambda a, b, **kw: eventlib.EventFixedProb(
+        a, b, min(2, b), 0.5, seed=0, procedural=True, **kw
+    ),
+    "FixedNumConn": lambda a, b, **kw: eventlib.FixedNumConn(a, b, 0.5, 0.5, seed=0, **kw),
+    "EventFixedNumConn": lambda a, b, **kw: eventlib.EventFixedNumConn(a, b, 0.5, 0.5, seed=0, **kw),
+    "EventFixedNumConn_fan_out": lambda a, b, **kw: eventlib.EventFixedNumConn(
+        a, b, 0.5, 0.5, efferent_target="post", seed=0, **kw
+    ),
+}
+
+
+@pytest.mark.filterwarnings("ignore:.*no synapse:UserWarning")
+@pytest.mark.parametrize("path", eventlib.ops.PATHS)
+@pytest.mark.parametrize("sizes", [(0, 6), (5, 0), (0, 0)], ids=["no_pre", "no_post", "neither"])
+@pytest.mark.parametrize("name", ZERO_SIZE_LAYERS)
+def test_zero_sizes(name, sizes, path):
+    """in_size=0 or out_size=0 builds a layer, as brainstate does: outputs of
+    shape (..., n_post), all zero, and zero gradients of the right shapes."""
+    n_pre, n_post = sizes
+    layer = ZERO_SIZE_LAYERS[name](n_pre, n_post, path=path)
+    assert (layer.n_pre, layer.n_post) == (n_pre, n_post)
+    x = np.ones((3, n_pre), np.float32)
+    out = layer(x)
+    assert out.shape == (3, n_post)
+    np.testing.assert_array_equal(np.asarray(out), np.zeros((3, n_post)))
+    assert layer.to_dense().shape == (n_pre, n_post)
+    weights = brainstate.graph.states(layer, brainstate.ParamState)
+
+    def loss(x):
+        return jnp.sum(layer(x) ** 2) + jnp.sum(jax.jit(layer)(x[None])) + 1.0
+
+    gx = jax.grad(loss)(x)
+    assert gx.shape == x.shape
+    np.testing.assert_array_equal(np.asarray(gx), np.zeros(x.shape))
+    gw = brainstate.transform.grad(lambda: loss(x), grad_states=weights)()
+    for g in jax.tree_util.tree_leaves(gw):
+        np.testing.assert_array_equal(np.asarray(g), np.zeros(np.shape(g)))

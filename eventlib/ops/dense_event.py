@@ -42,14 +42,24 @@ __all__ = ["event_matmul", "event_matmul_reference", "spike_values"]
 
 def spike_values(spikes, dtype, float_as_event: bool):
     """What each input contributes: its value, or 1 where it is nonzero when
-    ``float_as_event`` (and always for bool spikes)."""
+    ``float_as_event`` (and always for bool spikes).
+
+    Args:
+      spikes: input ``(..., n_pre)``.
+      dtype: the float dtype of the result.
+      float_as_event: count every nonzero input as one.
+    """
     if spikes.dtype == jnp.bool_ or float_as_event:
         return spikes.astype(jnp.bool_).astype(dtype)
     return spikes.astype(dtype)
 
 
 def event_matmul_reference(spikes, weight, *, float_as_event: bool = False):
-    """The dense product the operator must equal (float32, ``HIGHEST``)."""
+    """The dense product the operator must equal (float32, ``HIGHEST``).
+
+    Args:
+      spikes, weight, float_as_event: as for :func:`event_matmul`.
+    """
     dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
     values = spike_values(spikes, dtype, float_as_event)
     return jnp.matmul(values, weight.astype(dtype), precision=HIGHEST)
@@ -401,6 +411,8 @@ def event_matmul(spikes, weight, *, float_as_event: bool = False, path: str = "a
         raise ValueError(f"weight must have shape (n_pre, n_post), got shape {weight.shape}")
     _checks.spikes_shape(spikes.shape, weight.shape[0])
     lead = spikes.shape[:-1]
+    if 0 in weight.shape:  # an empty population: no rows to visit, and the product is all zeros
+        return jnp.zeros((*lead, weight.shape[1]), _checks.out_dtype(spikes.dtype, weight.dtype))
     out = event_matmat_p.bind(
         spikes.reshape(int(np.prod(lead, dtype=np.int64)), weight.shape[0]),
         weight,
@@ -412,7 +424,14 @@ def event_matmul(spikes, weight, *, float_as_event: bool = False, path: str = "a
 
 def homogeneous_matmul(spikes, weight, n_post: int, *, float_as_event: bool = False):
     """``spikes @ full((n_pre, n_post), weight)`` for a scalar weight: every
-    output is ``weight * sum(spikes)``; nothing of size n_pre x n_post exists."""
+    output is ``weight * sum(spikes)``; nothing of size n_pre x n_post exists.
+
+    Args:
+      spikes: input ``(..., n_pre)``; weight: a float scalar.
+      n_post: the number of postsynaptic neurons (static).
+      float_as_event: count every nonzero input as one spike, with a
+        straight-through derivative.
+    """
     spikes, weight = jnp.asarray(spikes), jnp.asarray(weight)
     dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
     if float_as_event and jnp.issubdtype(spikes.dtype, jnp.floating):

@@ -56,7 +56,13 @@ def stored_connectivity(rule: Rule) -> conn_lib.Connectivity:
 
 def procedural_to_dense(rule: Rule, table, weight=1.0):
     """float32 ``(n_pre, n_post)`` matrix of the rule, regenerated row by row
-    in JAX (for checks and small sizes: it is dense)."""
+    in JAX (for checks and small sizes: it is dense).
+
+    Args:
+      rule: the :class:`Rule`; table: its threshold table, as for
+        :func:`procedural_event_matmul`.
+      weight: a scalar, or ``(n_pre,)`` (one weight per presynaptic row).
+    """
     weight = jnp.asarray(weight, jnp.float32)
     eye = jnp.eye(rule.n_pre, dtype=jnp.bool_)
     return procedural_event_matmul(eye, weight, rule, table, path="dense")
@@ -66,7 +72,12 @@ def procedural_matmul_reference(spikes, weight, conn, *, float_as_event: bool = 
     """The product the operator must equal, from the stored connectivity
     ``conn`` (a :class:`eventlib.connectivity.Connectivity`, such as
     ``stored_connectivity()`` of a layer): a dense float32 matmul at
-    ``HIGHEST``; ``weight`` is a scalar or ``(n_pre,)``."""
+    ``HIGHEST``; ``weight`` is a scalar or ``(n_pre,)``.
+
+    Args:
+      spikes, float_as_event: as for :func:`procedural_event_matmul`.
+      weight: a scalar or ``(n_pre,)``; conn: the stored connectivity.
+    """
     spikes, weight = jnp.asarray(spikes), jnp.asarray(weight)
     dense = jnp.asarray(conn.to_dense()) * (weight[:, None] if weight.ndim else weight)
     dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
@@ -285,6 +296,8 @@ def procedural_event_matmul(spikes, weight, rule: Rule, table, *, float_as_event
     lead = spikes.shape[:-1]
     batch = int(np.prod(lead, dtype=np.int64))
     _check_flat_size(batch, rule.n_pre)
+    if rule.n_pre == 0 or rule.n_post == 0:  # an empty population: no rows to regenerate, all zeros
+        return jnp.zeros((*lead, rule.n_post), _checks.out_dtype(spikes.dtype, weight.dtype))
     out = procedural_matmat_p.bind(
         spikes.reshape(batch, rule.n_pre),
         weight,

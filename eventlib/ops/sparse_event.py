@@ -45,7 +45,15 @@ __all__ = ["csr_event_matmul", "coo_matmul", "csr_to_dense", "sparse_matmul_refe
 
 
 def csr_pre_indices(indptr, n_synapses: int):
-    """The presynaptic row of every synapse."""
+    """The presynaptic row of every synapse.
+
+    Args:
+      indptr: int32 ``(n_pre + 1,)`` CSR row offsets.
+      n_synapses: the number of synapses (static: the length of the result).
+
+    Returns:
+      int32 ``(n_synapses,)``.
+    """
     # Mark where each row after the first begins and count the marks: one
     # scatter and one prefix sum (jnp.repeat took several times longer).
     # Empty rows mark the same position twice, which is what they should.
@@ -58,6 +66,13 @@ def coo_matmul(x, weight, pre, post, n_post: int):
 
     One gather and one scatter-add over all synapses per batch row;
     differentiable in ``x`` and ``weight`` by JAX's own rules.
+
+    Args:
+      x: input ``(..., n_pre)``.
+      weight: a scalar or one weight per synapse ``(n_synapses,)``.
+      pre, post: int ``(n_synapses,)``: the presynaptic row and the
+        postsynaptic target of each synapse.
+      n_post: the number of postsynaptic neurons (static).
     """
     gathered = x[..., pre]  # (..., n_synapses)
     contrib = gathered * jnp.broadcast_to(weight, gathered.shape)
@@ -67,7 +82,14 @@ def coo_matmul(x, weight, pre, post, n_post: int):
 
 def csr_to_dense(weight, indptr, indices, n_post: int):
     """The ``(n_pre, n_post)`` matrix the CSR connectivity stands for
-    (repeated pairs add up). For tests and small sizes: it is dense."""
+    (repeated pairs add up). For tests and small sizes: it is dense.
+
+    Args:
+      weight: a scalar or one weight per synapse ``(n_synapses,)``.
+      indptr: int32 ``(n_pre + 1,)`` row offsets; indices: int32
+        ``(n_synapses,)`` targets.
+      n_post: the number of postsynaptic neurons (static).
+    """
     n_pre = indptr.shape[0] - 1
     pre = csr_pre_indices(indptr, indices.shape[0])
     weight = jnp.broadcast_to(jnp.asarray(weight), indices.shape)
@@ -75,7 +97,12 @@ def csr_to_dense(weight, indptr, indices, n_post: int):
 
 
 def sparse_matmul_reference(spikes, weight, indptr, indices, n_post: int, *, float_as_event: bool = False):
-    """The dense product the operators must equal."""
+    """The dense product the operators must equal.
+
+    Args:
+      spikes, weight, indptr, indices, n_post, float_as_event: as for
+        :func:`csr_event_matmul`.
+    """
     dense = csr_to_dense(weight, indptr, indices, n_post)
     dtype = _checks.out_dtype(spikes.dtype, dense.dtype)
     return jnp.matmul(spike_values(spikes, dtype, float_as_event), dense.astype(dtype), precision=HIGHEST)

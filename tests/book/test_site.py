@@ -3,6 +3,8 @@ on a small site with planted faults."""
 
 from __future__ import annotations
 
+import html
+import inspect
 import re
 import urllib.parse
 from pathlib import Path
@@ -68,6 +70,68 @@ def test_search_finds_the_layers(site, chromium):
         page.wait_for_selector("#search-results ul.search li")
         hits = page.locator("#search-results ul.search li a").evaluate_all("els => els.map(a => a.href)")
     assert any(h.split("#")[0].endswith("book/api.html") for h in hits), hits
+
+
+def _public_classes():
+    import eventlib
+
+    names = {f"eventlib.{n}": getattr(eventlib, n) for n in eventlib.__all__}
+    names.update({f"eventlib.ops.{n}": getattr(eventlib.ops, n) for n in dir(eventlib.ops) if not n.startswith("_")})
+    conn = eventlib.connectivity
+    names.update({f"eventlib.connectivity.{n}": getattr(conn, n) for n in conn.__all__})
+    return {name: obj for name, obj in names.items() if inspect.isclass(obj)}
+
+
+def _words(text: str) -> str:
+    """The words of a text, whatever markup or typography surrounds them
+    (Sphinx turns ``--`` into a dash and straight quotes into curly ones)."""
+    return " ".join(re.findall(r"[A-Za-z0-9_]+", text))
+
+
+def _rendered_summary(doc: str) -> str:
+    """A docstring's first paragraph as Sphinx shows it: a role shows its
+    target (its last component with ``~``), literals lose their backticks."""
+    summary = inspect.cleandoc(doc).split("\n\n")[0]
+    summary = re.sub(
+        r":[\w:]+:`(~?)([^`<]*?)(?:\s*<[^>]*>)?`",
+        lambda m: m.group(2).split(".")[-1] if m.group(1) else m.group(2),
+        summary,
+    )
+    return _words(summary)
+
+
+def _page_words(page: Path) -> str:
+    text = re.sub(r"<script.*?</script>|<style.*?</style>", " ", page.read_text(encoding="utf-8"), flags=re.S)
+    return _words(html.unescape(re.sub(r"<[^>]+>", " ", text)))
+
+
+def test_api_page_shows_class_docstrings(site):
+    """The API page (book/api.md, at book/api.html in the built site) shows
+    every public class's docstring summary: a class without its own
+    docstring would show only a signature."""
+    page = site / "book" / "api.html"
+    assert page.is_file(), f"{page} not built"
+    words = _page_words(page)
+    missing = {}
+    for name, cls in _public_classes().items():
+        doc = vars(cls).get("__doc__")
+        if not doc or _rendered_summary(doc) not in words:
+            missing[name] = _rendered_summary(doc or "") or "(no docstring)"
+    assert not missing, f"summaries not on {page}: {missing}"
+
+
+def test_api_summary_matching_sees_sphinx_markup(tmp_path):
+    """The matching itself, on a page written as Sphinx renders a summary
+    with roles, literals and a dash, and on one that lacks it."""
+    doc = "The connectivity of :class:`~eventlib.FixedNumConn`, with ``x @ M`` -- event-driven.\n\n  More."
+    page = tmp_path / "api.html"
+    page.write_text(
+        "<dl><dd><p>The connectivity of <a><code>FixedNumConn</code></a>, with <code>x</code> "
+        "<code>@</code> <code>M</code> &#8211; event-driven.</p></dd></dl>"
+    )
+    assert _rendered_summary(doc) in _page_words(page)
+    page.write_text("<dl><dt>class FixedNumConn(in_size, out_size)</dt><dd></dd></dl>")
+    assert _rendered_summary(doc) not in _page_words(page)
 
 
 # -- the checker on a site with planted faults --------------------------------
