@@ -332,3 +332,15 @@ def test_huge_conn_num_refused_before_allocating(make):
     with pytest.raises(ValueError, match=r"conn_num.*\d+ bytes.*split") as info:
         make()
     assert "7000000000 synapses" in str(info.value)
+
+
+def test_procedural_initializer_too_large():
+    """A procedural layer's initializer call builds the whole fan-shaped
+    block; one too large for memory is refused, naming conn_weight and the
+    bytes, instead of allocating it."""
+    import braintools
+
+    with pytest.raises(ValueError, match=r"conn_weight.*\(20000, 1000\).*80000000 bytes"):
+        eventlib.EventFixedProb(
+            20000, 3000, 1000, braintools.init.KaimingNormal(), allow_multi_conn=True, seed=0, procedural=True
+        )
