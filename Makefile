@@ -11,7 +11,7 @@ PY_oldest := $(shell tools/find-python 3.11)
 PY_newest := $(shell tools/find-python 3.12)
 PYTEST_ARGS ?=
 
-.PHONY: all demo test test-oldest test-newest lint bench-cpu bench-coba test-gpu bench clean
+.PHONY: all demo test test-oldest test-newest test-peer-baseline lint bench-cpu bench-coba test-gpu bench clean
 .PRECIOUS: .venv-%/ready
 
 all: book
@@ -45,6 +45,13 @@ test-newest: .venv-newest/ready
 	.venv-newest/bin/python -m pytest $(LIBRARY_ONLY) $(PYTEST_ARGS)
 
 test: lint test-oldest test-newest
+
+# tests/peer (part of test-oldest and test-newest) runs brainstate's own layer tests against eventlib's
+# classes. This runs them against brainstate's own classes: the baseline behind FAILS_ON_BRAINSTATE
+# in tests/peer/conftest.py.
+test-peer-baseline: .venv-oldest/ready .venv-newest/ready
+	EVENTLIB_PEER_PATCH=0 .venv-oldest/bin/python -m pytest tests/peer $(PYTEST_ARGS)
+	EVENTLIB_PEER_PATCH=0 .venv-newest/bin/python -m pytest tests/peer $(PYTEST_ARGS)
 
 bench-cpu: .venv-newest/ready
 	.venv-newest/bin/python benchmarks/cpu_core.py --out benchmarks/results/cpu_core.json
