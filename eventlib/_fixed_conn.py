@@ -133,10 +133,98 @@ def _fixed_num(n_pre, n_post, conn_num, efferent_target, allow_multi_conn, seed)
 
 
 class ConnectivityState(brainstate.State):
-    """Synapse indices held as a (non-trainable) state: under
-    ``brainstate.transform.jit`` they are passed to the compiled function as
-    arguments rather than compiled into it as constants, so compile time
-    does not grow with the number of synapses."""
+    """Everything that defines a layer's matrix, held as a (non-trainable)
+    state: the synapse indices of a stored layer, the seed and threshold
+    table of a procedural one. brainstate's state tree saves and restores
+    it with the weights. Under ``brainstate.transform.jit`` it is passed to
+    the compiled function as arguments rather than compiled into it as
+    constants, so compile time does not grow with the number of synapses.
+
+    Every concrete value written to it (a restored checkpoint, an assignment)
+    is checked against the layer's sizes, and the host-side quantities
+    derived from it (``max_row``, ``seed``) are recomputed from it, so a
+    layer computes with what the state holds.
+
+    Args:
+      value: the dict of arrays.
+      layout: what the layer expects: ``('stored', n_pre, n_post, keys)`` or
+        ``('procedural', n_pre, n_post, table)``; None checks nothing.
+    """
+
+    def __init__(self, value, layout=None, **kwargs):
+        self._layout = layout
+        super().__init__(self._accept(value), **kwargs)
+
+    def _write_value(self, v) -> None:
+        if not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(v)):
+            v = self._accept(v)
+        super()._write_value(v)
+
+    def _accept(self, value):
+        layout = getattr(self, "_layout", None)
+        if layout is None:
+            return value
+        if not isinstance(value, dict):
+            raise TypeError(f"the connectivity state holds a dict of arrays, got {type(value).__name__}")
+        if layout[0] == "stored":
+            value, self.host_max_row = _check_stored(value, *layout[1:])
+        else:
+            value, self.host_seed = _check_procedural(value, *layout[1:])
+        return value
+
+
+def _check_keys(value, keys):
+    if set(value) != set(keys):
+        raise ValueError(f"the connectivity state must hold exactly the arrays {sorted(keys)}, got {sorted(value)}")
+
+
+def _int_array(x, name: str, ndim: int):
+    x = np.asarray(x)
+    if x.ndim != ndim or not np.issubdtype(x.dtype, np.integer):
+        raise TypeError(f"connectivity {name!r} must be a {ndim}-D integer array, got {x.dtype} shape {x.shape}")
+    return x
+
+
+def _check_stored(value, n_pre: int, n_post: int, keys):
+    """Validate a stored layer's index arrays against its sizes; returns the
+    arrays as int32 and the longest row."""
+    _check_keys(value, keys)
+    indptr = _int_array(value["indptr"], "indptr", 1)
+    indices = _int_array(value["indices"], "indices", 1)
+    if indptr.shape != (n_pre + 1,):
+        raise ValueError(f"connectivity 'indptr' must have shape (n_pre + 1,) = ({n_pre + 1},), got {indptr.shape}")
+    if indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != indices.shape[0]:
+        raise ValueError(
+            "connectivity 'indptr' must start at 0, never decrease and end at the number of synapses "
+            f"({indices.shape[0]}, the length of 'indices')"
+        )
+    if indices.size and (indices.min() < 0 or indices.max() >= n_post):
+        raise ValueError(f"connectivity 'indices' must lie in [0, n_post) = [0, {n_post})")
+    max_row = int(np.max(np.diff(indptr), initial=0))
+    conn_lib.check_capacity(int(indices.shape[0]), max_row)
+    out = {"indptr": jnp.asarray(indptr, jnp.int32), "indices": jnp.asarray(indices, jnp.int32)}
+    if "pre" in keys:
+        pre = _int_array(value["pre"], "pre", 1)
+        expected = np.repeat(np.arange(n_pre), np.diff(indptr))
+        if pre.shape != expected.shape or np.any(pre != expected):
+            raise ValueError("connectivity 'pre' must hold each synapse's presynaptic row, as 'indptr' gives it")
+        out["pre"] = jnp.asarray(pre, jnp.int32)
+    return out, max_row
+
+
+def _check_procedural(value, n_pre: int, n_post: int, table):
+    """Validate a procedural layer's seed and table; returns them and the seed."""
+    _check_keys(value, ("seed", "table"))
+    seed = np.asarray(value["seed"])
+    if seed.shape != () or not np.issubdtype(seed.dtype, np.integer) or not 0 <= int(seed) < 2**32:
+        raise ValueError(f"connectivity 'seed' must be an integer scalar in [0, 2**32), got {seed!r}")
+    got = np.asarray(value["table"])
+    if got.shape != table.shape or np.any(got.astype(np.int64) != table.astype(np.int64)):
+        raise ValueError(
+            "connectivity 'table' must equal the threshold table of this layer's probability and n_post "
+            f"(shape {table.shape}); it depends on the construction arguments only, not on the seed"
+        )
+    return {"seed": jnp.asarray(np.uint32(int(seed))), "table": jnp.asarray(table)}, int(seed)
 
 
 class _SparseLayer(brainstate.nn.Module):
@@ -167,6 +255,7 @@ class _SparseLayer(brainstate.nn.Module):
         self.efferent_target = _check_target(efferent_target)
         self.allow_multi_conn = bool(allow_multi_conn)
         self.seed = _resolve_seed(seed)
+        self._rule_args = rule_args
         if procedural:
             if self.deterministic:
                 raise ValueError("deterministic=True is available for stored connectivity only, not procedural=True")
@@ -187,7 +276,6 @@ class _SparseLayer(brainstate.nn.Module):
         self.out_size = (conn.n_post,)
         self.n_pre, self.n_post = conn.n_pre, conn.n_post
         self.path = _dispatch.check_path(path)
-        self.max_row = conn.max_row
         arrays = {"indptr": jnp.asarray(conn.indptr), "indices": jnp.asarray(conn.indices)}
         if self._dense_equivalent:
             # The float product visits every synapse on every call and needs
@@ -196,7 +284,7 @@ class _SparseLayer(brainstate.nn.Module):
             arrays["pre"] = jnp.asarray(conn.pre_indices())
         # One state for all index arrays: brainstate.transform.jit pays a
         # per-state cost on every call.
-        self.connectivity = ConnectivityState(arrays)
+        self.connectivity = ConnectivityState(arrays, layout=("stored", conn.n_pre, conn.n_post, tuple(arrays)))
         shapes = [(), (conn.n_synapses,)]
         init_shape = (conn.n_synapses,)
         if fan_out is not None:  # brainstate's per-synapse layout (n_pre, conn_num)
@@ -207,6 +295,39 @@ class _SparseLayer(brainstate.nn.Module):
             conn_weight = _draw_weights(conn_weight, block, conn.n_synapses)
         self.weight = param_type(init_param(conn_weight, init_shape, "conn_weight", shapes))
         conn_lib.warn_if_empty(conn, type(self).__name__)
+
+    @property
+    def seed(self):
+        """The connectivity seed: for a procedural layer, the one its state
+        holds (a restored checkpoint's); None for a layer from
+        :meth:`from_synapses`."""
+        if self.procedural and "connectivity" in vars(self):
+            return self.connectivity.host_seed
+        return self._seed
+
+    @seed.setter
+    def seed(self, value):
+        self._seed = value
+
+    @property
+    def max_row(self) -> int:
+        """The longest row, from the connectivity the state holds now (for a
+        procedural layer, the typical bound of its rule)."""
+        if self.procedural:
+            return _procedural.max_row(self)
+        return self.connectivity.host_max_row
+
+    @property
+    def rule(self):
+        """The procedural rule for the seed the state holds (rebuilt when a
+        checkpoint or an assignment changed the seed)."""
+        if self._rule.seed != self.seed:
+            self._rule, _ = make_rule(*self._sizes, self.seed, **self._rule_args)
+        return self._rule
+
+    @rule.setter
+    def rule(self, value):
+        self._rule = value
 
     def _stored_array(self, name: str):
         if self.procedural:
@@ -303,6 +424,7 @@ class _SparseLayer(brainstate.nn.Module):
         layer = cls.__new__(cls)
         brainstate.nn.Module.__init__(layer, name=name)
         layer.seed = None
+        layer._rule_args = None
         layer._configure(**kwargs)
         layer._setup(conn, conn_weight, None, param_type=param_type, path=path)
         return layer

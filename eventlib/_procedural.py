@@ -14,6 +14,7 @@ costs more arithmetic per synaptic event than reading stored indices.
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 from . import _units
 from . import connectivity as conn_lib
@@ -43,14 +44,20 @@ def setup(layer, rule, table, conn_weight, *, param_type, path) -> None:
     layer.n_pre, layer.n_post = rule.n_pre, rule.n_post
     layer.path = _dispatch.check_path(path)
     layer.rule = rule
-    layer.max_row = max_row_bound(rule)  # typical, not a hard bound, for a probability
-    # The table travels as state (not a compile-time constant), like stored indices.
+    # The seed and the table travel as state (not compile-time constants),
+    # like stored indices: a restored seed is the one the product uses.
     from ._fixed_conn import ConnectivityState
 
-    layer.connectivity = ConnectivityState({"table": jnp.asarray(table)})
+    value = {"seed": jnp.asarray(np.uint32(rule.seed)), "table": jnp.asarray(table)}
+    layer.connectivity = ConnectivityState(value, layout=("procedural", rule.n_pre, rule.n_post, np.asarray(table)))
     layer.weight = param_type(init_param(conn_weight, (), "conn_weight", [(), (rule.n_pre,)]))
     if rule.scheme in ("multi", "first", "smallest") and rule.k == 0:
         conn_lib.warn_if_empty(conn_lib.fixed_num_per_pre(rule.n_pre, rule.n_post, 0, 0), type(layer).__name__)
+
+
+def max_row(layer) -> int:
+    """The rule's targets per row (typical, not a hard bound, for a probability)."""
+    return max_row_bound(layer.rule)
 
 
 def n_synapses(layer) -> int:
@@ -69,14 +76,16 @@ def stored(layer) -> conn_lib.Connectivity:
 def product(layer, spikes, float_as_event: bool):
     s, s_unit = layer._check_input(spikes, "spikes")
     w, w_unit = layer._weight_vector()
-    table = layer.connectivity.value["table"]
-    out = procedural_event_matmul(s, w, layer.rule, table, float_as_event=float_as_event, path=layer.path)
+    state = layer.connectivity.value
+    rule, table, seed = layer.rule, state["table"], state["seed"]
+    out = procedural_event_matmul(s, w, rule, table, seed=seed, float_as_event=float_as_event, path=layer.path)
     return _units.attach(out, s_unit, w_unit)
 
 
 def to_dense(layer):
     w, unit = layer._weight_vector()
     eye = jnp.eye(layer.n_pre, dtype=jnp.bool_)
-    table = layer.connectivity.value["table"]
-    dense = procedural_event_matmul(eye, jnp.ones((), jnp.asarray(w).dtype), layer.rule, table, path="dense")
+    state = layer.connectivity.value
+    one = jnp.ones((), jnp.asarray(w).dtype)
+    dense = procedural_event_matmul(eye, one, layer.rule, state["table"], seed=state["seed"], path="dense")
     return _units.attach(dense * (w if w.ndim == 0 else w[:, None]), unit)

@@ -235,7 +235,7 @@ def test_nothing_proportional_to_synapses(args, path):
     spikes = jnp.zeros((batch, n), jnp.float32)
 
     def forward(s, w):
-        return proc._impl(s, w, table, rule=rule, float_as_event=False, path=path, platform=None)
+        return proc._impl(s, w, table, jnp.uint32(0), rule=rule, float_as_event=False, path=path, platform=None)
 
     def weight_grad(s, w):
         return jax.grad(lambda w: jnp.sum(proc.procedural_event_matmul(s, w, rule, table, path=path)))(w)

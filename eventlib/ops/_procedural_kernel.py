@@ -65,8 +65,9 @@ def _any_row(matches):
     return jnp.max(matches.astype(jnp.int32), axis=1) > 0
 
 
-def _row_blocks(rule: rows.Rule, table_ref, n_table: int, row, emit):
-    """Call ``emit(targets, ok)`` for each block of row ``row``'s targets."""
+def _row_blocks(rule: rows.Rule, table_ref, n_table: int, row, emit, base):
+    """Call ``emit(targets, ok)`` for each block of row ``row``'s targets
+    (hashed with ``base``, see :func:`rows.hash_bits`)."""
     lane = jnp.arange(_BLOCK, dtype=jnp.int32)
     n_post, k = rule.n_post, rule.k
 
@@ -86,7 +87,7 @@ def _row_blocks(rule: rows.Rule, table_ref, n_table: int, row, emit):
 
         def multi(c, carry):
             pos = c * _BLOCK + lane
-            emit(rows.below(rows.hash_bits(rule, row, pos), n_post), pos < k)
+            emit(rows.below(rows.hash_bits(rule, row, pos, base), n_post), pos < k)
             return carry
 
         lax.fori_loop(0, n_blocks(k), multi, jnp.int32(0))
@@ -94,9 +95,12 @@ def _row_blocks(rule: rows.Rule, table_ref, n_table: int, row, emit):
 
         def draws(c):
             pos = c * _BLOCK + lane
-            return rows.below(rows.hash_bits(rule, row, pos), n_post), pos < rule.width
+            return rows.below(rows.hash_bits(rule, row, pos, base), n_post), pos >= 0
 
-        def first(c, kept):
+        # Blocks until k distinct targets are found: the rule's width
+        # suffices for its own seed, another seed's row may need more.
+        def first(state):
+            c, kept = state
             cand, valid = draws(c)
             earlier = lane[None, :] < lane[:, None]
             dup = _any_row((cand[:, None] == cand[None, :]) & earlier & valid[None, :])
@@ -109,14 +113,14 @@ def _row_blocks(rule: rows.Rule, table_ref, n_table: int, row, emit):
             is_first = valid & ~dup
             rank = kept + jnp.cumsum(is_first.astype(jnp.int32))
             emit(cand, is_first & (rank <= k))
-            return kept + jnp.sum(is_first.astype(jnp.int32))
+            return c + 1, kept + jnp.sum(is_first.astype(jnp.int32))
 
-        lax.fori_loop(0, n_blocks(rule.width), first, jnp.int32(0))
+        lax.while_loop(lambda state: state[1] < k, first, (jnp.int32(0), jnp.int32(0)))
     elif rule.scheme == "smallest":
 
         def keys(c):
             col = c * _BLOCK + lane
-            return rows.hash_bits(rule, row, col), col < n_post
+            return rows.hash_bits(rule, row, col, base), col < n_post
 
         def count_at_most(t):
             def add(c, n):
@@ -148,7 +152,7 @@ def _row_blocks(rule: rows.Rule, table_ref, n_table: int, row, emit):
 
         def body(state):
             last, pos = state
-            bits = rows.hash_bits(rule, row, pos + lane)
+            bits = rows.hash_bits(rule, row, pos + lane, base)
             t = last + jnp.cumsum(_binary_gaps(table_ref, bits, n_table) + 1)
             emit(jnp.minimum(t, n_post), t < n_post)
             return jnp.minimum(jnp.max(t), n_post), pos + _BLOCK
@@ -157,13 +161,26 @@ def _row_blocks(rule: rows.Rule, table_ref, n_table: int, row, emit):
 
 
 def _kernel(
-    count_ref, pair_ref, val_ref, w_ref, table_ref, _zeros_ref, out_ref, *, rule, n_table, scalar, masked_atomics
+    count_ref,
+    pair_ref,
+    val_ref,
+    w_ref,
+    table_ref,
+    seed_ref,
+    _zeros_ref,
+    out_ref,
+    *,
+    rule,
+    n_table,
+    scalar,
+    masked_atomics,
 ):
     from jax.experimental import pallas as pl
     from jax.experimental.pallas import triton as plgpu
 
     p, programs = pl.program_id(0), pl.num_programs(0)
     n_pre, n_post = rule.n_pre, rule.n_post
+    base = rows.row_key_base(rule, seed_ref[0])
 
     def one_pair(t, carry):
         j = p + t * programs
@@ -182,15 +199,16 @@ def _kernel(
                 slot = jnp.where(ok, b * n_post + targets, out_ref.shape[0] - 1)
                 out_ref[...] = out_ref[...].at[slot].add(jnp.where(ok, add, 0))
 
-        _row_blocks(rule, table_ref, n_table, i, emit)
+        _row_blocks(rule, table_ref, n_table, i, emit, base)
         return carry
 
     n_mine = jnp.maximum(count_ref[0] - p + programs - 1, 0) // programs
     lax.fori_loop(0, n_mine, one_pair, 0)
 
 
-def procedural_kernel_call(values, weight, table, rule: rows.Rule, platform):
-    """``values @ (weight * M)`` for float ``values`` of shape (batch, n_pre)."""
+def procedural_kernel_call(values, weight, table, rule: rows.Rule, platform, seed=None):
+    """``values @ (weight * M)`` for float ``values`` of shape (batch, n_pre),
+    ``M`` hashed with the uint32 ``seed`` (default the rule's)."""
     from jax.experimental import pallas as pl
 
     batch, n_pre = values.shape
@@ -204,14 +222,15 @@ def procedural_kernel_call(values, weight, table, rule: rows.Rule, platform):
     if n_table == 0:  # Triton refuses zero-sized refs; the table is never read then
         table = jnp.zeros((1,), jnp.uint32)
     size = batch * rule.n_post + 1
+    seed = jnp.asarray(rule.seed if seed is None else seed).astype(jnp.uint32)
     kernel = functools.partial(_kernel, rule=rule, n_table=n_table, scalar=scalar, masked_atomics=platform == "cuda")
     out = pallas_call(
         kernel,
         platform=platform,
         grid=(_PROGRAMS,),
-        in_specs=[pl.no_block_spec] * 6,
+        in_specs=[pl.no_block_spec] * 7,
         out_specs=pl.no_block_spec,
         out_shape=jax.ShapeDtypeStruct((size,), values.dtype),
-        input_output_aliases={5: 0},
-    )(count[None], pairs, vals, weight.reshape(-1), table, zeros_for_call(size, values.dtype, vals))
+        input_output_aliases={6: 0},
+    )(count[None], pairs, vals, weight.reshape(-1), table, seed.reshape(1), zeros_for_call(size, values.dtype, vals))
     return out[:-1].reshape(batch, rule.n_post)

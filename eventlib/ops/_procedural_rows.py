@@ -32,12 +32,14 @@ class Rule:
         ``'all'`` (probability 1), or a fixed count's ``'multi'``,
         ``'first'``, ``'smallest'`` (as ``eventlib.connectivity.count_scheme`` picks).
       n_pre, n_post: population sizes.
-      seed: the connectivity seed.
+      seed: the connectivity seed the width was found for, and the default
+        seed of the product (which takes the seed as an operand).
       k: targets per row (fixed counts), else 0.
       width: draws generated at once: the window of
         :func:`eventlib.connectivity.fixed_prob` (a
         row continues in further windows), or for ``'first'`` the draws that
-        suffice for every row.
+        suffice for every row of ``seed`` (a row of another seed continues
+        in further windows).
       prob: the connection probability (``'prob'`` only).
     """
 
@@ -107,11 +109,22 @@ def mix32(x):
     return x ^ (x >> _U32(16))
 
 
-def hash_bits(rule: Rule, row, positions):
+def row_key_base(rule: Rule, seed):
+    """:attr:`Rule.row_key_base` for a uint32 ``seed`` that may be traced:
+    the seed is an operand of the product, so a compiled function uses the
+    seed it is called with (a restored checkpoint's), not one compiled in."""
+    with np.errstate(over="ignore"):
+        stream = int(conn_lib._mix32(np.uint32(rule.stream) * conn_lib._GOLDEN))
+    return mix32(jnp.asarray(seed).astype(_U32) ^ _U32(stream))
+
+
+def hash_bits(rule: Rule, row, positions, base=None):
     """uint32 bits of ``(row, positions)``: equal to
-    :func:`eventlib.connectivity.hash_bits` for the rule's seed and stream."""
+    :func:`eventlib.connectivity.hash_bits` for the rule's stream and seed
+    (``base``, from :func:`row_key_base`, for another seed)."""
     golden = _U32(int(conn_lib._GOLDEN))
-    key = mix32(jnp.asarray(row).astype(_U32) * golden + _U32(rule.row_key_base))
+    base = _U32(rule.row_key_base) if base is None else base
+    key = mix32(jnp.asarray(row).astype(_U32) * golden + base)
     x = mix32(key ^ (jnp.asarray(positions).astype(_U32) * golden))
     return mix32(x + key)
 
@@ -142,8 +155,9 @@ def new_scratch(rule: Rule):
     return jnp.zeros((0,), jnp.int32), jnp.int32(0)
 
 
-def fold_row(rule: Rule, table, row, fn, carry, scratch):
-    """Fold ``fn(targets, carry)`` over the blocks of row ``row``'s targets.
+def fold_row(rule: Rule, table, row, fn, carry, scratch, base=None):
+    """Fold ``fn(targets, carry)`` over the blocks of row ``row``'s targets
+    (hashed with ``base``, see :func:`hash_bits`).
 
     ``targets`` is int32 ``(block,)``; entries equal to ``n_post`` are not
     synapses (out of bounds: scatters drop them, filled gathers read 0).
@@ -154,19 +168,19 @@ def fold_row(rule: Rule, table, row, fn, carry, scratch):
     if rule.scheme == "all":
         return fn(jnp.arange(n_post, dtype=jnp.int32), carry), scratch
     if rule.scheme == "multi":
-        return fn(below(hash_bits(rule, row, jnp.arange(rule.k)), n_post), carry), scratch
+        return fn(below(hash_bits(rule, row, jnp.arange(rule.k), base), n_post), carry), scratch
     if rule.scheme == "smallest":
         if rule.k == 0:
             return carry, scratch
         # The k smallest keys are the k largest complements (keys of one row are distinct).
-        keys = hash_bits(rule, row, jnp.arange(n_post))
+        keys = hash_bits(rule, row, jnp.arange(n_post), base)
         _, targets = lax.top_k(~keys, rule.k)
         return fn(targets.astype(jnp.int32), carry), scratch
     if rule.scheme == "first":
         if rule.k == 0:
             return carry, scratch
         pos = jnp.arange(rule.width, dtype=jnp.int32)
-        cand = below(hash_bits(rule, row, pos), n_post)
+        cand = below(hash_bits(rule, row, pos, base), n_post)
         # The first draw of each value: the r-th row stamps r * width - pos
         # with a scatter-max (its earliest draw of a value wins, and every
         # stamp of an earlier row is smaller), then reads its stamps back.
@@ -179,9 +193,28 @@ def fold_row(rule: Rule, table, row, fn, carry, scratch):
         value = r * rule.width - pos
         stamps = stamps.at[cand].max(value)
         first = stamps[cand] == value
-        scratch = (stamps, r)
         keep = first & (jnp.cumsum(first, dtype=jnp.int32) <= rule.k)
-        return fn(jnp.where(keep, cand, n_post), carry), scratch
+        carry = fn(jnp.where(keep, cand, n_post), carry)
+        # The width suffices for every row of the rule's seed; with another
+        # seed (the operand) a row may have fewer than k distinct draws in
+        # it and continues, a window at a time, as the NumPy builder's
+        # wider redraw does. This row's stamps all lie above ``floor``.
+        floor = (r - 1) * rule.width
+
+        def more(state):
+            found, start, stamps, carry = state
+            cand = below(hash_bits(rule, row, start + pos, base), n_post)
+            seen = stamps[cand] > floor
+            stamps = stamps.at[jnp.where(seen, n_post, cand)].max(value, mode="drop")
+            new = ~seen & (stamps[cand] == value)
+            keep = new & (found + jnp.cumsum(new, dtype=jnp.int32) <= rule.k)
+            carry = fn(jnp.where(keep, cand, n_post), carry)
+            return found + jnp.sum(new, dtype=jnp.int32), start + rule.width, stamps, carry
+
+        found = jnp.sum(first, dtype=jnp.int32)
+        state = (found, jnp.int32(rule.width), stamps, carry)
+        _, _, stamps, carry = lax.while_loop(lambda st: st[0] < rule.k, more, state)
+        return carry, (stamps, r)
 
     # 'prob': blocks of geometric gaps until the row passes n_post. Partial
     # sums stay below 2**31 because gaps are at most n_post (see Rule.block).
@@ -189,7 +222,7 @@ def fold_row(rule: Rule, table, row, fn, carry, scratch):
 
     def body(state):
         last, pos, carry = state
-        bits = hash_bits(rule, row, pos + jnp.arange(block, dtype=jnp.int32))
+        bits = hash_bits(rule, row, pos + jnp.arange(block, dtype=jnp.int32), base)
         t = last + jnp.cumsum(geometric_gaps(table, bits) + 1, dtype=jnp.int32)
         carry = fn(jnp.where(t < n_post, t, n_post), carry)
         return jnp.minimum(t[-1], n_post), pos + block, carry

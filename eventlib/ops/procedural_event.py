@@ -87,16 +87,17 @@ def procedural_matmul_reference(spikes, weight, conn, *, float_as_event: bool = 
 # -- portable paths ----------------------------------------------------------
 
 
-def _fold_pairs(spikes, values, rule: Rule, table, body, init, every_row: bool):
+def _fold_pairs(spikes, values, rule: Rule, table, body, init, every_row: bool, seed):
     """Fold ``body(b, i, value, targets, carry)`` over the (batch row ``b``,
     input ``i``) pairs -- the active ones, or with ``every_row`` all rows once
     (``b = -1``: the body handles every batch row) -- and over each row's
-    target blocks."""
+    target blocks, hashed with the uint32 ``seed``."""
     n_pre = rule.n_pre
+    base = rows.row_key_base(rule, seed)
 
     def visit(b, i, value, state):
         carry, scratch = state
-        return rows.fold_row(rule, table, i, lambda t, c: body(b, i, value, t, c), carry, scratch)
+        return rows.fold_row(rule, table, i, lambda t, c: body(b, i, value, t, c), carry, scratch, base)
 
     state = (init, rows.new_scratch(rule))
     if every_row:
@@ -122,7 +123,7 @@ def _row_weight(weight, i):
     return weight if weight.ndim == 0 else weight[i]
 
 
-def _forward(values, spikes, weight, table, rule: Rule, every_row: bool):
+def _forward(values, spikes, weight, table, seed, rule: Rule, every_row: bool):
     batch = values.shape[0]
 
     def add(b, i, value, targets, out):
@@ -134,11 +135,11 @@ def _forward(values, spikes, weight, table, rule: Rule, every_row: bool):
         return out.at[b, targets].add(value * w, mode="drop")
 
     shape = (rule.n_post,) if batch == 1 and not every_row else (batch, rule.n_post)
-    out = _fold_pairs(spikes, values, rule, table, add, jnp.zeros(shape, values.dtype), every_row)
+    out = _fold_pairs(spikes, values, rule, table, add, jnp.zeros(shape, values.dtype), every_row, seed)
     return out.reshape(batch, rule.n_post)
 
 
-def _impl(spikes, weight, table, *, rule, float_as_event, path, platform):
+def _impl(spikes, weight, table, seed, *, rule, float_as_event, path, platform):
     batch, n_pre = spikes.shape
     dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
     values = spike_values(spikes, dtype, float_as_event)
@@ -150,8 +151,8 @@ def _impl(spikes, weight, table, *, rule, float_as_event, path, platform):
     if path == "kernel":
         from ._procedural_kernel import procedural_kernel_call
 
-        return procedural_kernel_call(values, weight, table, rule, platform)
-    return _forward(values, spikes, weight, table, rule, every_row=path == "dense")
+        return procedural_kernel_call(values, weight, table, rule, platform, seed)
+    return _forward(values, spikes, weight, table, seed, rule, every_row=path == "dense")
 
 
 def _check_flat_size(batch: int, n: int) -> None:
@@ -161,7 +162,7 @@ def _check_flat_size(batch: int, n: int) -> None:
         )
 
 
-def _abstract(spikes, weight, table, *, rule, float_as_event, path):
+def _abstract(spikes, weight, table, seed, *, rule, float_as_event, path):
     return ShapedArray((spikes.shape[0], rule.n_post), _checks.out_dtype(spikes.dtype, weight.dtype))
 
 
@@ -171,21 +172,23 @@ procedural_matmat_p = make_primitive("eventlib_procedural_event_matmat", _impl, 
 # -- derivatives -------------------------------------------------------------
 
 
-def _spikes_jvp(dspikes, spikes, weight, table, *, rule, float_as_event, path):
+def _spikes_jvp(dspikes, spikes, weight, table, seed, *, rule, float_as_event, path):
     # The tangent is a float input like any other: the same product, exact
     # for every nonzero tangent entry (straight through with float_as_event).
     dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
-    return procedural_matmat_p.bind(dspikes.astype(dtype), weight, table, rule=rule, float_as_event=False, path=path)
+    return procedural_matmat_p.bind(
+        dspikes.astype(dtype), weight, table, seed, rule=rule, float_as_event=False, path=path
+    )
 
 
-def _weight_jvp(dweight, spikes, weight, table, **params):
-    return procedural_matmat_p.bind(spikes, dweight, table, **params)
+def _weight_jvp(dweight, spikes, weight, table, seed, **params):
+    return procedural_matmat_p.bind(spikes, dweight, table, seed, **params)
 
 
-ad.defjvp(procedural_matmat_p, _spikes_jvp, _weight_jvp, None)
+ad.defjvp(procedural_matmat_p, _spikes_jvp, _weight_jvp, None, None)
 
 
-def _weight_cotangent(values, spikes, cotangent, table, rule: Rule, scalar: bool, every_row: bool):
+def _weight_cotangent(values, spikes, cotangent, table, seed, rule: Rule, scalar: bool, every_row: bool):
     """``g[i] = sum_b values[b, i] * sum_{j in row i} cotangent[b, j]``
     visiting the active rows (or all rows); summed over ``i`` for a scalar."""
 
@@ -199,10 +202,10 @@ def _weight_cotangent(values, spikes, cotangent, table, rule: Rule, scalar: bool
         return grad + s if scalar else grad.at[i].add(s)
 
     init = jnp.zeros((), cotangent.dtype) if scalar else jnp.zeros((rule.n_pre,), cotangent.dtype)
-    return _fold_pairs(spikes, values, rule, table, gather, init, every_row)
+    return _fold_pairs(spikes, values, rule, table, gather, init, every_row, seed)
 
 
-def _spikes_cotangent(cotangent, weight, table, rule: Rule):
+def _spikes_cotangent(cotangent, weight, table, seed, rule: Rule):
     """``cotangent @ M.T``: every row regenerated once, its targets' cotangent
     summed per batch row (the transpose of the spikes' tangent map)."""
 
@@ -211,51 +214,54 @@ def _spikes_cotangent(cotangent, weight, table, rule: Rule):
         return grad.at[:, i].add(ct * _row_weight(weight, i).astype(ct.dtype))
 
     init = jnp.zeros((cotangent.shape[0], rule.n_pre), cotangent.dtype)
-    return _fold_pairs(None, None, rule, table, gather, init, every_row=True)
+    return _fold_pairs(None, None, rule, table, gather, init, every_row=True, seed=seed)
 
 
-def _transpose(cotangent, spikes, weight, table, *, rule, float_as_event, path):
-    if ad.is_undefined_primal(table) or (ad.is_undefined_primal(spikes) and ad.is_undefined_primal(weight)):
+def _transpose(cotangent, spikes, weight, table, seed, *, rule, float_as_event, path):
+    both = ad.is_undefined_primal(spikes) and ad.is_undefined_primal(weight)
+    if ad.is_undefined_primal(table) or ad.is_undefined_primal(seed) or both:
         raise NotImplementedError("procedural_event_matmul is linear in the spikes or the weight, not both")
     if ad.is_undefined_primal(spikes):
         # Only the spikes' tangent map (float values, float_as_event off) is transposed here.
         if type(cotangent) is ad.Zero:
-            return ad.Zero(spikes.aval), None, None
-        ct = _spikes_cotangent(cotangent, jnp.asarray(weight), table, rule)
-        return ct.astype(spikes.aval.dtype), None, None
+            return ad.Zero(spikes.aval), None, None, None
+        ct = _spikes_cotangent(cotangent, jnp.asarray(weight), table, seed, rule)
+        return ct.astype(spikes.aval.dtype), None, None, None
     if type(cotangent) is ad.Zero:
-        return None, ad.Zero(weight.aval), None
+        return None, ad.Zero(weight.aval), None, None
     scalar, dtype = len(weight.aval.shape) == 0, weight.aval.dtype
     every_row = path == "dense"
 
     def event_fn(s, ct):
         values = spike_values(s, ct.dtype, float_as_event)
-        return _weight_cotangent(values, s, ct, table, rule, scalar, every_row).astype(dtype)
+        return _weight_cotangent(values, s, ct, table, seed, rule, scalar, every_row).astype(dtype)
 
     def dense_fn(ds, ct):
         ds = ds.astype(ct.dtype)
-        return _weight_cotangent(ds, ds, ct, table, rule, scalar, every_row=False).astype(dtype)
+        return _weight_cotangent(ds, ds, ct, table, seed, rule, scalar, every_row=False).astype(dtype)
 
-    return None, smooth_in_spikes(event_fn, dense_fn)(jnp.asarray(spikes), cotangent), None
+    return None, smooth_in_spikes(event_fn, dense_fn)(jnp.asarray(spikes), cotangent), None, None
 
 
 ad.primitive_transposes[procedural_matmat_p] = _transpose
 
 
 def _batch(args, dims, **params):
-    spikes, weight, table = args
-    s_dim, w_dim, t_dim = dims
-    if t_dim is not None:
-        raise NotImplementedError("vmap over the threshold table is not supported; build one layer per matrix")
+    spikes, weight, table, seed = args
+    s_dim, w_dim, t_dim, seed_dim = dims
+    if t_dim is not None or seed_dim is not None:
+        raise NotImplementedError(
+            "vmap over the threshold table or the seed is not supported; build one layer per matrix"
+        )
     if w_dim is not None:
         n_map = weight.shape[w_dim]
         spikes = batching.bdim_at_front(spikes, s_dim, n_map)
         weight = jnp.moveaxis(weight, w_dim, 0)
-        out = lax.map(lambda sw: procedural_matmat_p.bind(sw[0], sw[1], table, **params), (spikes, weight))
+        out = lax.map(lambda sw: procedural_matmat_p.bind(sw[0], sw[1], table, seed, **params), (spikes, weight))
         return out, 0
     spikes = jnp.moveaxis(spikes, s_dim, 0)
     n_map, batch, n_pre = spikes.shape
-    out = procedural_matmat_p.bind(spikes.reshape(n_map * batch, n_pre), weight, table, **params)
+    out = procedural_matmat_p.bind(spikes.reshape(n_map * batch, n_pre), weight, table, seed, **params)
     return out.reshape(n_map, batch, -1), 0
 
 
@@ -265,7 +271,9 @@ batching.primitive_batchers[procedural_matmat_p] = _batch
 # -- the public operator -----------------------------------------------------
 
 
-def procedural_event_matmul(spikes, weight, rule: Rule, table, *, float_as_event: bool = False, path: str = "auto"):
+def procedural_event_matmul(
+    spikes, weight, rule: Rule, table, *, seed=None, float_as_event: bool = False, path: str = "auto"
+):
     """Event-driven ``spikes @ M`` with ``M`` regenerated from ``rule``.
 
     Args:
@@ -274,6 +282,10 @@ def procedural_event_matmul(spikes, weight, rule: Rule, table, *, float_as_event
         all synapses of each presynaptic row.
       rule, table: from :func:`make_rule` (the table is uint32, empty unless
         the rule is a probability).
+      seed: the connectivity seed, an int in ``[0, 2**32)`` or a uint32
+        scalar array (which may be traced: a compiled function then uses
+        the seed it is called with); default ``rule.seed``. A layer passes
+        the seed held in its state, so a restored seed takes effect.
       float_as_event: count every nonzero input as 1.
       path: ``'auto'``, ``'event'``, ``'kernel'`` or ``'dense'`` (every row
         regenerated once per call; see :mod:`eventlib.ops`).
@@ -293,6 +305,7 @@ def procedural_event_matmul(spikes, weight, rule: Rule, table, *, float_as_event
         )
     if table.dtype != jnp.uint32 or table.ndim != 1:
         raise TypeError(f"table must be a 1-D uint32 array from make_rule, got {table.dtype} {table.shape}")
+    seed = _seed_operand(rule.seed if seed is None else seed)
     lead = spikes.shape[:-1]
     batch = int(np.prod(lead, dtype=np.int64))
     _check_flat_size(batch, rule.n_pre)
@@ -302,11 +315,24 @@ def procedural_event_matmul(spikes, weight, rule: Rule, table, *, float_as_event
         spikes.reshape(batch, rule.n_pre),
         weight,
         table,
+        seed,
         rule=rule,
         float_as_event=bool(float_as_event),
         path=resolve_default(path),
     )
     return out.reshape(*lead, rule.n_post)
+
+
+def _seed_operand(seed):
+    """The seed as a uint32 scalar array (a Python int is range-checked)."""
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)):
+        if not 0 <= int(seed) < 2**32:
+            raise ValueError(f"seed must lie in [0, 2**32), got {seed}")
+        return jnp.asarray(np.uint32(seed))
+    seed = jnp.asarray(seed)
+    if seed.shape != () or seed.dtype != jnp.uint32:
+        raise TypeError(f"seed must be an int or a uint32 scalar array, got {seed.dtype} {seed.shape}")
+    return seed
 
 
 def expected_synapses(rule: Rule) -> float:

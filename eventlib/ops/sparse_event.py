@@ -156,6 +156,22 @@ def _check_flat_size(batch: int, n_pre: int) -> None:
         )
 
 
+def _window(max_row: int, n_syn: int) -> int:
+    """The static window the event paths read per row: ``max_row``, at least
+    one slot and at most the stored synapses (a stale ``max_row`` from
+    before a restore may exceed them)."""
+    return max(1, min(int(max_row), n_syn))
+
+
+def _rows_fit(indptr, window: int):
+    """Whether every row has at most ``window`` synapses: one O(n_pre)
+    reduction. ``max_row`` is static, so a function compiled before the
+    connectivity was replaced (a restored checkpoint, an assigned state)
+    still carries the old one; this check routes such calls to a path that
+    handles any row length instead of dropping the synapses past the window."""
+    return jnp.max(indptr[1:] - indptr[:-1], initial=0) <= window
+
+
 # -- GPU kernel (Pallas, lowered through Triton) -------------------------------
 #
 # Two versions share the row-chunk step (``_add_rows_chunk``): version 6, the
@@ -436,15 +452,30 @@ def _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, pla
             _csr_event_kernel, rows=rows, chunk=chunk, groups=groups, chunk_loop=chunk_loop, **common
         )
         grid = (pl.cdiv(n_flat, rows * groups), 1 if chunk_loop else n_chunks)
-    out = pallas_call(
-        kernel,
-        platform=platform,
-        grid=grid,
-        in_specs=[pl.no_block_spec] * 5,
-        out_specs=pl.no_block_spec,
-        out_shape=jax.ShapeDtypeStruct((size,), values.dtype),
-        input_output_aliases={4: 0},
-    )(values.reshape(-1), indptr, indices, weight.reshape(-1), zeros_for_call(size, values.dtype, values))
+
+    def launch(kernel, grid):
+        return pallas_call(
+            kernel,
+            platform=platform,
+            grid=grid,
+            in_specs=[pl.no_block_spec] * 5,
+            out_specs=pl.no_block_spec,
+            out_shape=jax.ShapeDtypeStruct((size,), values.dtype),
+            input_output_aliases={4: 0},
+        )(values.reshape(-1), indptr, indices, weight.reshape(-1), zeros_for_call(size, values.dtype, values))
+
+    if _CSR_COMPACT or chunk_loop:
+        # Both loop over each row's chunks up to its run-time length.
+        out = launch(kernel, grid)
+    else:
+        # A grid of n_chunks chunks covers rows of max_row synapses only:
+        # longer rows (a max_row older than the connectivity) take the chunk loop.
+        looping = functools.partial(_csr_event_kernel, rows=rows, chunk=chunk, groups=groups, chunk_loop=True, **common)
+        out = lax.cond(
+            _rows_fit(indptr, n_chunks * chunk),
+            lambda: launch(kernel, grid),
+            lambda: launch(looping, (grid[0], 1)),
+        )
     # Without the spare element the output is the buffer itself, no slice.
     return (out if size == batch * n_post else out[:-1]).reshape(batch, n_post)
 
@@ -517,6 +548,23 @@ def _csr_sorted(values, weight, indptr, indices, n_post: int, max_row: int):
     return out.reshape(batch, n_post)
 
 
+def _sorted_every_synapse(values, weight, indptr, indices, n_post: int):
+    """The deterministic product for rows of any length (the fallback when
+    a row outgrows ``max_row``): every synapse of every batch row, sorted by
+    output and summed per output in a fixed order, as :func:`_csr_sorted`
+    does with the active rows. Memory: ``batch x n_synapses`` slots."""
+    batch = values.shape[0]
+    n_syn, n_out = indices.shape[0], batch * n_post
+    pre = csr_pre_indices(indptr, n_syn)
+    key = (jnp.arange(batch, dtype=jnp.int32)[:, None] * n_post + indices[None, :]).reshape(-1)
+    contrib = (values[:, pre] * jnp.broadcast_to(weight, (n_syn,))[None, :]).reshape(-1)
+    key, contrib = lax.sort((key, contrib), num_keys=1, is_stable=True)
+    new = key[1:] != key[:-1]
+    sums = _segment_sums(jnp.concatenate([jnp.ones((1,), bool), new]), contrib)
+    last = jnp.where(jnp.concatenate([new, jnp.ones((1,), bool)]), key, n_out)
+    return jnp.zeros((n_out,), values.dtype).at[last].add(sums, mode="drop").reshape(batch, n_post)
+
+
 def _csr_event_impl(spikes, weight, indptr, indices, *, n_post, max_row, float_as_event, path, deterministic, platform):
     batch, n_pre = spikes.shape
     dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
@@ -528,15 +576,22 @@ def _csr_event_impl(spikes, weight, indptr, indices, *, n_post, max_row, float_a
     # barrier stops XLA from constant-folding work on them at compile time.
     indptr, indices = lax.optimization_barrier((indptr, indices))
 
-    if max_row == 0 or batch == 0:
+    if n_syn == 0 or batch == 0:
         return jnp.zeros((batch, n_post), dtype)
+    max_row = _window(max_row, n_syn)
+    fits = _rows_fit(indptr, max_row)
     if deterministic:
         _check_flat_size(batch, n_pre)
-        return _csr_sorted(values, weight, indptr, indices, n_post, max_row)
+        return lax.cond(
+            fits,
+            lambda: _csr_sorted(values, weight, indptr, indices, n_post, max_row),
+            lambda: _sorted_every_synapse(values, weight, indptr, indices, n_post),
+        )
     if path == "dense":
         return coo_matmul(values, weight, csr_pre_indices(indptr, n_syn), indices, n_post)
     _check_flat_size(batch, n_pre)
     if path == "kernel":
+        # The kernels read each row's length at run time: any length is handled.
         return _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, platform)
 
     # Each active pair's targets are read as one window and scattered into
@@ -548,9 +603,13 @@ def _csr_event_impl(spikes, weight, indptr, indices, *, n_post, max_row, float_a
             return out.at[tgt].add(value * w, mode="drop")
         return out.at[b, tgt].add(value * w, mode="drop")
 
-    init = jnp.zeros((n_post,) if batch == 1 else (batch, n_post), dtype)
-    out = _fold_active_pairs(spikes, values, indptr, indices, max_row, n_post, add_row, init)
-    return out.reshape(batch, n_post)
+    def event():
+        init = jnp.zeros((n_post,) if batch == 1 else (batch, n_post), dtype)
+        out = _fold_active_pairs(spikes, values, indptr, indices, max_row, n_post, add_row, init)
+        return out.reshape(batch, n_post)
+
+    # Rows longer than the window: one pass over every synapse, exact for any length.
+    return lax.cond(fits, event, lambda: coo_matmul(values, weight, csr_pre_indices(indptr, n_syn), indices, n_post))
 
 
 def _abstract(spikes, weight, indptr, indices, *, n_post, max_row, float_as_event, path, deterministic):
@@ -597,9 +656,10 @@ def _weight_cotangent(
     values = spike_values(spikes, cotangent.dtype, float_as_event)
     scalar = len(weight_aval.shape) == 0
 
-    if path == "dense" or max_row == 0 or batch == 0:
+    if path == "dense" or n_syn == 0 or batch == 0:
         return _weight_cotangent_dense(values, cotangent, indptr, indices, scalar).astype(weight_aval.dtype)
     indptr, indices = lax.optimization_barrier((indptr, indices))
+    max_row = _window(max_row, n_syn)
 
     def gather_row(b, value, first, inside, tgt, grad):
         ct_row = lax.dynamic_index_in_dim(cotangent, b, keepdims=False)
@@ -609,8 +669,16 @@ def _weight_cotangent(
         pos = jnp.where(inside, first + jnp.arange(max_row, dtype=jnp.int32), n_syn)
         return grad.at[pos].add(contrib, mode="drop")
 
-    init = jnp.zeros((), cotangent.dtype) if scalar else jnp.zeros((n_syn,), cotangent.dtype)
-    out = _fold_active_pairs(spikes, values, indptr, indices, max_row, n_post, gather_row, init)
+    def event():
+        init = jnp.zeros((), cotangent.dtype) if scalar else jnp.zeros((n_syn,), cotangent.dtype)
+        return _fold_active_pairs(spikes, values, indptr, indices, max_row, n_post, gather_row, init)
+
+    # Rows longer than the window (see _rows_fit): the pass over every synapse.
+    out = lax.cond(
+        _rows_fit(indptr, max_row),
+        event,
+        lambda: _weight_cotangent_dense(values, cotangent, indptr, indices, scalar),
+    )
     return out.astype(weight_aval.dtype)
 
 
@@ -675,8 +743,14 @@ def csr_event_matmul(
       indptr: int32 ``(n_pre + 1,)`` row offsets.
       indices: int32 ``(n_synapses,)`` postsynaptic targets.
       n_post: number of postsynaptic neurons.
-      max_row: the longest row (static). Computed from ``indptr`` when not
-        given, which needs a concrete ``indptr`` (not a tracer).
+      max_row: the longest row (static): the window of synapse slots the
+        portable and deterministic paths read per active row, and the tile of
+        the kernel. Computed from ``indptr`` when not given, which needs a
+        concrete ``indptr`` (not a tracer). A value below the longest row
+        (for example one compiled in before the connectivity was replaced)
+        gives the same result: those paths check the longest row at run time
+        (one pass over ``indptr``) and then visit every synapse instead of
+        the active rows only, so it costs time, never synapses.
       float_as_event: count every nonzero input as 1.
       path: ``'auto'``, ``'event'``, ``'kernel'`` or ``'dense'`` (see
         :mod:`eventlib.ops`).
