@@ -432,7 +432,8 @@ def event_matmul(spikes, weight, *, float_as_event: bool = False, path: str = "a
 
     Returns:
       Array ``(..., n_post)``, equal to ``spikes @ weight`` up to float32
-      rounding (bit-exactly when the weights are small dyadic rationals).
+      rounding (bit-exactly when the weights are small dyadic rationals);
+      half-precision weights are summed in float32, then rounded.
     """
     spikes, weight = jnp.asarray(spikes), jnp.asarray(weight)
     _checks.spike_dtype(spikes.dtype)

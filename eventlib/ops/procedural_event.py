@@ -376,7 +376,8 @@ def procedural_event_matmul(spikes, weight, rule: Rule, table, *, float_as_event
 
     Returns:
       ``(..., n_post)`` array equal to ``spikes @ M`` to float32 rounding
-      (the kernel adds with float atomics on a GPU).
+      (the kernel adds with float atomics on a GPU; half-precision weights
+      are summed in float32, then rounded).
     """
     spikes, weight, table = jnp.asarray(spikes), jnp.asarray(weight), jnp.asarray(table)
     _checks.spike_dtype(spikes.dtype)

@@ -695,7 +695,9 @@ def csr_event_matmul(
       indices: int32 ``(n_synapses,)`` postsynaptic targets.
       n_post: number of postsynaptic neurons.
       max_row: the longest row (static). Computed from ``indptr`` when not
-        given, which needs a concrete ``indptr`` (not a tracer).
+        given, which needs a concrete ``indptr`` (not a tracer). Under
+        ``jax.vmap`` over ``indptr``/``indices`` (one matrix per element,
+        visited in turn) it must bound the rows of every matrix.
       float_as_event: count every nonzero input as 1.
       path: ``'auto'``, ``'event'``, ``'kernel'`` or ``'dense'`` (see
         :mod:`eventlib.ops`).
@@ -707,7 +709,8 @@ def csr_event_matmul(
         every path is already deterministic.
 
     Returns:
-      ``(..., n_post)`` array equal to ``spikes @ M`` to float32 rounding.
+      ``(..., n_post)`` array equal to ``spikes @ M`` to float32 rounding
+      (half-precision weights are summed in float32, then rounded).
       By default the GPU kernel and XLA's GPU scatters add with float
       atomics, so an output receiving several events may differ in its last
       bits from run to run (exact for sums of small dyadic weights); the
