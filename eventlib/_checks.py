@@ -60,6 +60,18 @@ def out_dtype(spike_dtype, weight_dtype):
     return weight_dtype
 
 
+def accumulation_dtype(dtype):
+    """The type sums of ``dtype`` values are formed in: float32 for narrower
+    floats (float16, bfloat16), as XLA's dot product sums them, else
+    ``dtype``. Summing hundreds of half-precision terms in half precision
+    loses several units of its precision; one rounding at the end loses at
+    most half of one."""
+    dtype = np.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize < 4:
+        return np.dtype(np.float32)
+    return dtype
+
+
 def probability(value, name: str = "conn_num") -> float:
     p = float(value)
     if not (0.0 < p <= 1.0) or not np.isfinite(p):

@@ -144,31 +144,6 @@ def chunked_loop(count, chunk: int, body, init):
     return lax.fori_loop(0, n_chunks, lambda j, carry: body(j * chunk, carry), init)
 
 
-def smooth_in_spikes(event_fn, dense_fn):
-    """``event_fn(spikes, cotangent)``, linear in the cotangent, with the
-    derivative in float spikes of its dense form ``dense_fn(dspikes, cotangent)``.
-
-    An event-driven gradient visits the active inputs only, so left to JAX's
-    own rules its derivative in the spikes would miss every spike that is
-    exactly zero; second derivatives (``jax.hessian``) would be wrong there.
-    """
-
-    @jax.custom_jvp
-    def fn(spikes, cotangent):
-        return event_fn(spikes, cotangent)
-
-    @fn.defjvp
-    def fn_jvp(primals, tangents):
-        spikes, cotangent = primals
-        dspikes, dcotangent = tangents
-        tangent = event_fn(spikes, dcotangent)
-        if jnp.issubdtype(spikes.dtype, jnp.floating):
-            tangent = tangent + dense_fn(dspikes, cotangent)
-        return event_fn(spikes, cotangent), tangent
-
-    return fn
-
-
 # ---------------------------------------------------------------------------
 # Primitives: the operators are JAX primitives so that vmap merges batch
 # dimensions into one batched call (a vmapped cond runs both branches, and a
@@ -357,3 +332,19 @@ def compact_active(values, pad: int, platform: str | None):
         input_output_aliases={2: 0, 3: 1},
     )(offsets, values, jnp.zeros((size,), jnp.int32), jnp.zeros((size,), values.dtype))
     return idx[:-1], (vals[:-1] if rows == 1 else None), count
+
+
+def map_batched(prim: Primitive, args, dims, **params):
+    """A batching rule by ``lax.map``: ``prim`` bound once per element of the
+    mapped axis, for primitives (or argument combinations) with no merged
+    batched form; unmapped arguments are shared by every element."""
+    size = next(a.shape[d] for a, d in zip(args, dims, strict=True) if d is not None)
+    moved = [None if d is None else jnp.moveaxis(a, d, 0) for a, d in zip(args, dims, strict=True)]
+
+    def one(mapped):
+        it = iter(mapped)
+        return prim.bind(*[a if m is None else next(it) for a, m in zip(args, moved, strict=True)], **params)
+
+    out = lax.map(one, [m for m in moved if m is not None])
+    assert out.shape[0] == size
+    return out, 0

@@ -31,10 +31,10 @@ from ._dispatch import (
     compact_active,
     count_active,
     make_primitive,
+    map_batched,
     pallas_call,
     resolve_default,
     resolve_path,
-    smooth_in_spikes,
 )
 
 __all__ = ["event_matmul", "event_matmul_reference", "spike_values"]
@@ -91,7 +91,7 @@ def _rows_one_by_one(idx, count, values, weight):
             i = idx[j * _UNROLL + u]
             inside = i < n_pre  # the last step's padding
             i = jnp.minimum(i, n_pre - 1)
-            row = lax.dynamic_index_in_dim(weight, i, keepdims=False)
+            row = lax.dynamic_index_in_dim(weight, i, keepdims=False).astype(acc.dtype)
             acc = acc + jnp.where(inside, values[0, i] * row, jnp.zeros((), acc.dtype))
         return acc
 
@@ -106,7 +106,7 @@ def _rows_in_chunks(idx, count, values, weight):
     def step(start, acc):
         rows_idx = lax.dynamic_slice_in_dim(idx, start, _CHUNK)
         # Padding indices point past the end and read zero rows.
-        rows = weight.at[rows_idx].get(mode="fill", fill_value=0)
+        rows = weight.at[rows_idx].get(mode="fill", fill_value=0).astype(values.dtype)
         vals = values.at[:, rows_idx].get(mode="fill", fill_value=0)
         return acc + jnp.matmul(vals, rows, precision=HIGHEST)
 
@@ -165,7 +165,7 @@ def _event_rows_kernel(count_ref, idx_ref, val_ref, w_ref, out_ref, *, block_n, 
             j = s + (t * unroll + u) * split
             ok = j < count  # idx and values are padded: j is always in bounds
             row = plgpu.load(w_ref.at[idx_ref[j], pl.ds(c * block_n, block_n)], mask=col_ok & ok, other=0.0)
-            rows.append(val_ref[j] * row)
+            rows.append(val_ref[j] * row.astype(out_ref.dtype))
         for term in rows:
             sums = _compensated_add(sums, term)
         return sums
@@ -192,7 +192,7 @@ def _event_block_kernel(count_ref, idx_ref, val_ref, w_ref, out_ref, *, block_n,
         # A gather of K row slices (row indices from the compacted list).
         w = plgpu.load(w_ref.at[rows[:, None], cols[None, :]], mask=row_ok[:, None] & col_ok[None, :], other=0.0)
         v = val_ref[pl.ds(b * block_b, block_b), pl.ds(j0, block_k)]
-        return _compensated_add(sums, jnp.dot(v, w, precision=HIGHEST))
+        return _compensated_add(sums, jnp.dot(v, w.astype(v.dtype), precision=HIGHEST))
 
     n_steps = (count + block_k - 1) // block_k
     zeros = jnp.zeros((block_b, block_n), out_ref.dtype)
@@ -239,9 +239,6 @@ def _event_matmat_kernel(values, weight, platform, adaptive: bool):
         )(count[None], idx, vals, weight)
         return out[:batch, :n_post]
 
-    def dense(values, weight):
-        return jnp.matmul(values, weight, precision=HIGHEST)
-
     if not adaptive:
         return event(values, weight)
     # The batched kernel multiplies with CUDA-core float32 FMAs, like the
@@ -254,25 +251,31 @@ def _event_matmat_kernel(values, weight, platform, adaptive: bool):
     # the compaction: at n = 10000 finding the rows first cost a quarter
     # of the product.
     union = jnp.sum(jnp.any(values != 0, axis=0).astype(jnp.int32))
-    return lax.cond(union * 4 <= n_pre, event, dense, values, weight)
+    return lax.cond(union * 4 <= n_pre, event, _dense_product, values, weight)
+
+
+def _dense_product(values, weight):
+    """``values @ weight`` summed in ``values.dtype`` (the accumulation type)
+    from the weight's own type, as XLA's dot sums half-precision inputs."""
+    return jnp.matmul(values.astype(weight.dtype), weight, precision=HIGHEST, preferred_element_type=values.dtype)
 
 
 def _event_matmat_impl(spikes, weight, *, float_as_event, path, platform):
     """``(B, n_pre) @ (n_pre, n_post)`` reading only the active rows."""
     batch, n_pre = spikes.shape
     dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
-    values = spike_values(spikes, dtype, float_as_event)
+    # Every path sums in float32 for half-precision weights: each weight row
+    # is widened as it is read, the result rounded once to ``dtype``.
+    values = spike_values(spikes, _checks.accumulation_dtype(dtype), float_as_event)
     weight = weight.astype(dtype)
     adaptive = resolve_default(path) == "auto"  # free to switch to dense
     path = resolve_path(path, platform)
-
-    def dense(values, weight):
-        return jnp.matmul(values, weight, precision=HIGHEST)
+    dense = _dense_product
 
     if path == "dense" or batch == 0 or weight.shape[1] == 0 or n_pre == 0:
-        return dense(values, weight)
+        return dense(values, weight).astype(dtype)
     if path == "kernel":
-        return _event_matmat_kernel(values, weight, platform, adaptive)
+        return _event_matmat_kernel(values, weight, platform, adaptive).astype(dtype)
 
     # Rows active in any batch row: each is read once and shared by the
     # whole batch (k_union x n_post weights instead of n_pre x n_post).
@@ -285,8 +288,8 @@ def _event_matmat_impl(spikes, weight, *, float_as_event, path, platform):
         return _rows_in_chunks(active_indices(active, _CHUNK), count, values, weight)
 
     if not adaptive:
-        return event(values, weight)
-    return lax.cond(_use_event(count, n_pre, batch), event, dense, values, weight)
+        return event(values, weight).astype(dtype)
+    return lax.cond(_use_event(count, n_pre, batch), event, dense, values, weight).astype(dtype)
 
 
 def _abstract(spikes, weight, *, float_as_event, path):
@@ -306,7 +309,8 @@ event_matmat_p = make_primitive("eventlib_event_matmat", _event_matmat_impl, _ab
 
 def _spikes_jvp(dspikes, spikes, weight, *, float_as_event, path):
     dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
-    return jnp.matmul(dspikes.astype(dtype), weight.astype(dtype), precision=HIGHEST)
+    acc = _checks.accumulation_dtype(dtype)
+    return _dense_product(dspikes.astype(acc), weight.astype(dtype)).astype(dtype)
 
 
 def _weight_jvp(dweight, spikes, weight, *, float_as_event, path):
@@ -316,16 +320,15 @@ def _weight_jvp(dweight, spikes, weight, *, float_as_event, path):
 ad.defjvp(event_matmat_p, _spikes_jvp, _weight_jvp)
 
 
-def _event_outer(spikes, cotangent, weight_shape, weight_dtype, *, float_as_event, path):
+def _event_outer(spikes, cotangent, *, weight_dtype, float_as_event, path, platform=None):
     """``spikes.T @ cotangent`` written only into the active rows."""
-    # In a transpose rule the primal spikes may be a NumPy constant.
-    spikes = jnp.asarray(spikes)
-    n_pre, n_post = weight_shape
+    n_pre, n_post = spikes.shape[1], cotangent.shape[1]
     batch = spikes.shape[0]
     values = spike_values(spikes, cotangent.dtype, float_as_event)
+    acc = _checks.accumulation_dtype(cotangent.dtype)  # sums over the batch
 
     def dense(values, cotangent):
-        return jnp.matmul(values.T, cotangent, precision=HIGHEST)
+        return jnp.matmul(values.T, cotangent, precision=HIGHEST, preferred_element_type=acc)
 
     if path == "dense" or batch == 0:
         return dense(values, cotangent).astype(weight_dtype)
@@ -338,10 +341,10 @@ def _event_outer(spikes, cotangent, weight_shape, weight_dtype, *, float_as_even
         def step(start, grad):
             rows_idx = lax.dynamic_slice_in_dim(idx, start, _CHUNK)
             vals = values.at[:, rows_idx].get(mode="fill", fill_value=0)
-            rows = jnp.matmul(vals.T, cotangent, precision=HIGHEST)
+            rows = jnp.matmul(vals.T, cotangent, precision=HIGHEST, preferred_element_type=acc)
             return grad.at[rows_idx].set(rows, mode="drop")  # each row once
 
-        return chunked_loop(count, _CHUNK, step, jnp.zeros((n_pre, n_post), cotangent.dtype))
+        return chunked_loop(count, _CHUNK, step, jnp.zeros((n_pre, n_post), acc))
 
     if resolve_default(path) != "auto":  # an explicit event path never switches
         return event(values, cotangent).astype(weight_dtype)
@@ -349,17 +352,52 @@ def _event_outer(spikes, cotangent, weight_shape, weight_dtype, *, float_as_even
     return out.astype(weight_dtype)
 
 
+def _outer_abstract(spikes, cotangent, *, weight_dtype, float_as_event, path):
+    return ShapedArray((spikes.shape[1], cotangent.shape[1]), weight_dtype)
+
+
+# The weight cotangent is a primitive of its own, linear in the cotangent:
+# its transpose is the event product again (and the product's is this), so
+# derivatives of any order never differentiate the run-time-length loops
+# that visit the active rows.
+event_outer_p = make_primitive("eventlib_event_outer", _event_outer, _outer_abstract)
+
+
+def _outer_spikes_jvp(dspikes, spikes, cotangent, *, weight_dtype, **params):
+    # The dense form: also exact where a spike is zero (see the comment above).
+    return jnp.matmul(dspikes.astype(cotangent.dtype).T, cotangent, precision=HIGHEST).astype(weight_dtype)
+
+
+def _outer_cotangent_jvp(dcotangent, spikes, cotangent, **params):
+    return event_outer_p.bind(spikes, dcotangent, **params)
+
+
+ad.defjvp(event_outer_p, _outer_spikes_jvp, _outer_cotangent_jvp)
+
+
+def _outer_transpose(wct, spikes, cotangent, *, weight_dtype, float_as_event, path):
+    if ad.is_undefined_primal(spikes):
+        raise NotImplementedError("the event-driven weight cotangent is linear in the cotangent only")
+    if type(wct) is ad.Zero:
+        return None, ad.Zero(cotangent.aval)
+    out = event_matmat_p.bind(jnp.asarray(spikes), wct, float_as_event=float_as_event, path=path)
+    return None, out.astype(cotangent.aval.dtype)
+
+
+ad.primitive_transposes[event_outer_p] = _outer_transpose
+batching.primitive_batchers[event_outer_p] = functools.partial(map_batched, event_outer_p)
+
+
 def _transpose(cotangent, spikes, weight, *, float_as_event, path):
     if ad.is_undefined_primal(spikes):
         raise NotImplementedError("event_matmul is not linear in the spikes")
     if type(cotangent) is ad.Zero:
         return None, ad.Zero(weight.aval)
-    shape, dtype = weight.aval.shape, weight.aval.dtype
-    outer = smooth_in_spikes(
-        lambda s, ct: _event_outer(s, ct, shape, dtype, float_as_event=float_as_event, path=path),
-        lambda ds, ct: jnp.matmul(ds.astype(ct.dtype).T, ct, precision=HIGHEST).astype(dtype),
+    # In a transpose rule the primal spikes may be a NumPy constant.
+    out = event_outer_p.bind(
+        jnp.asarray(spikes), cotangent, weight_dtype=weight.aval.dtype, float_as_event=float_as_event, path=path
     )
-    return None, outer(jnp.asarray(spikes), cotangent)
+    return None, out
 
 
 ad.primitive_transposes[event_matmat_p] = _transpose
@@ -375,7 +413,9 @@ def _batch(args, dims, *, float_as_event, path):
         weight = jnp.moveaxis(weight, w_dim, 0)
         dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
         values = spike_values(spikes, dtype, float_as_event)
-        return jnp.einsum("vbi,vij->vbj", values, weight.astype(dtype), precision=HIGHEST), 0
+        acc = _checks.accumulation_dtype(dtype)
+        out = jnp.einsum("vbi,vij->vbj", values, weight.astype(dtype), precision=HIGHEST, preferred_element_type=acc)
+        return out.astype(dtype), 0
     spikes = jnp.moveaxis(spikes, s_dim, 0)
     n_map, batch, n_pre = spikes.shape
     out = event_matmat_p.bind(spikes.reshape(n_map * batch, n_pre), weight, float_as_event=float_as_event, path=path)
@@ -402,7 +442,8 @@ def event_matmul(spikes, weight, *, float_as_event: bool = False, path: str = "a
 
     Returns:
       Array ``(..., n_post)``, equal to ``spikes @ weight`` up to float32
-      rounding (bit-exactly when the weights are small dyadic rationals).
+      rounding (bit-exactly when the weights are small dyadic rationals);
+      half-precision weights are summed in float32, then rounded.
     """
     spikes, weight = jnp.asarray(spikes), jnp.asarray(weight)
     _checks.spike_dtype(spikes.dtype)

@@ -19,6 +19,8 @@ counts, a hash of all ``n_post`` keys when ``k >= n_post / 4``.
 
 from __future__ import annotations
 
+import functools
+
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -33,9 +35,9 @@ from ._dispatch import (
     active_indices,
     count_active,
     make_primitive,
+    map_batched,
     resolve_default,
     resolve_path,
-    smooth_in_spikes,
 )
 from .dense_event import spike_values
 
@@ -142,8 +144,11 @@ def _forward(values, spikes, weight, table, seed, rule: Rule, every_row: bool):
 def _impl(spikes, weight, table, seed, *, rule, float_as_event, path, platform):
     batch, n_pre = spikes.shape
     dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
-    values = spike_values(spikes, dtype, float_as_event)
-    weight = weight.astype(dtype)
+    # Every path sums in float32 for half-precision weights (a weight per
+    # row at most: widening them all is cheap), rounded once to ``dtype``.
+    acc = _checks.accumulation_dtype(dtype)
+    values = spike_values(spikes, acc, float_as_event)
+    weight = weight.astype(dtype).astype(acc)
     path = resolve_path(path, platform)
     if batch == 0 or rule.n_post == 0:
         return jnp.zeros((batch, rule.n_post), dtype)
@@ -151,8 +156,8 @@ def _impl(spikes, weight, table, seed, *, rule, float_as_event, path, platform):
     if path == "kernel":
         from ._procedural_kernel import procedural_kernel_call
 
-        return procedural_kernel_call(values, weight, table, rule, platform, seed)
-    return _forward(values, spikes, weight, table, seed, rule, every_row=path == "dense")
+        return procedural_kernel_call(values, weight, table, rule, platform, seed).astype(dtype)
+    return _forward(values, spikes, weight, table, seed, rule, every_row=path == "dense").astype(dtype)
 
 
 def _check_flat_size(batch: int, n: int) -> None:
@@ -217,6 +222,112 @@ def _spikes_cotangent(cotangent, weight, table, seed, rule: Rule):
     return _fold_pairs(None, None, rule, table, gather, init, every_row=True, seed=seed)
 
 
+# The two cotangent maps are primitives of their own, each linear in every
+# float argument, whose transposes are the product or each other: derivatives
+# of any order never differentiate the loops that regenerate rows (whose
+# trip counts are decided at run time for a probability).
+
+
+def _wct_impl(spikes, cotangent, table, seed, *, rule, float_as_event, path, weight_dtype, scalar, platform=None):
+    values = spike_values(spikes, cotangent.dtype, float_as_event)
+    every_row = path == "dense"
+    return _weight_cotangent(values, spikes, cotangent, table, seed, rule, scalar, every_row).astype(weight_dtype)
+
+
+def _wct_abstract(spikes, cotangent, table, seed, *, rule, float_as_event, path, weight_dtype, scalar):
+    return ShapedArray(() if scalar else (rule.n_pre,), weight_dtype)
+
+
+weight_cotangent_p = make_primitive("eventlib_procedural_weight_cotangent", _wct_impl, _wct_abstract)
+
+
+def _wct_spikes_jvp(dspikes, spikes, cotangent, table, seed, **params):
+    # Bilinear in (float values, cotangent): the tangent's own nonzeros are
+    # visited, so it is exact where a spike is zero; with float_as_event the
+    # spike derivative is straight-through.
+    params = {**params, "float_as_event": False}
+    return weight_cotangent_p.bind(dspikes.astype(cotangent.dtype), cotangent, table, seed, **params)
+
+
+def _wct_cotangent_jvp(dcotangent, spikes, cotangent, table, seed, **params):
+    return weight_cotangent_p.bind(spikes, dcotangent, table, seed, **params)
+
+
+ad.defjvp(weight_cotangent_p, _wct_spikes_jvp, _wct_cotangent_jvp, None, None)
+
+
+def _wct_transpose(wct, spikes, cotangent, table, seed, *, rule, float_as_event, path, weight_dtype, scalar):
+    fixed = ad.is_undefined_primal(table) or ad.is_undefined_primal(seed)
+    if fixed or (ad.is_undefined_primal(spikes) and ad.is_undefined_primal(cotangent)):
+        raise NotImplementedError("the procedural weight cotangent is linear in the spikes or the cotangent, not both")
+    if ad.is_undefined_primal(spikes):
+        # Only the spikes' tangent map (float values, float_as_event off) is transposed here.
+        if type(wct) is ad.Zero:
+            return ad.Zero(spikes.aval), None, None, None
+        out = spikes_cotangent_p.bind(jnp.asarray(cotangent), wct, table, seed, rule=rule, path=path)
+        return out.astype(spikes.aval.dtype), None, None, None
+    if type(wct) is ad.Zero:
+        return None, ad.Zero(cotangent.aval), None, None
+    out = procedural_matmat_p.bind(
+        jnp.asarray(spikes), wct, table, seed, rule=rule, float_as_event=float_as_event, path=path
+    )
+    return None, out.astype(cotangent.aval.dtype), None, None
+
+
+ad.primitive_transposes[weight_cotangent_p] = _wct_transpose
+
+
+def _sct_impl(cotangent, weight, table, seed, *, rule, path, platform=None):
+    return _spikes_cotangent(cotangent, weight, table, seed, rule)
+
+
+def _sct_abstract(cotangent, weight, table, seed, *, rule, path):
+    return ShapedArray((cotangent.shape[0], rule.n_pre), cotangent.dtype)
+
+
+spikes_cotangent_p = make_primitive("eventlib_procedural_spikes_cotangent", _sct_impl, _sct_abstract)
+
+
+def _sct_cotangent_jvp(dcotangent, cotangent, weight, table, seed, **params):
+    return spikes_cotangent_p.bind(dcotangent, weight, table, seed, **params)
+
+
+def _sct_weight_jvp(dweight, cotangent, weight, table, seed, **params):
+    return spikes_cotangent_p.bind(cotangent, dweight, table, seed, **params)
+
+
+ad.defjvp(spikes_cotangent_p, _sct_cotangent_jvp, _sct_weight_jvp, None, None)
+
+
+def _sct_transpose(ct, cotangent, weight, table, seed, *, rule, path):
+    fixed = ad.is_undefined_primal(table) or ad.is_undefined_primal(seed)
+    if fixed or (ad.is_undefined_primal(cotangent) and ad.is_undefined_primal(weight)):
+        raise NotImplementedError("the procedural spikes cotangent is linear in the cotangent or the weight, not both")
+    if ad.is_undefined_primal(cotangent):
+        if type(ct) is ad.Zero:
+            return ad.Zero(cotangent.aval), None, None, None
+        out = procedural_matmat_p.bind(ct, jnp.asarray(weight), table, seed, rule=rule, float_as_event=False, path=path)
+        return out.astype(cotangent.aval.dtype), None, None, None
+    if type(ct) is ad.Zero:
+        return None, ad.Zero(weight.aval), None, None
+    scalar = len(weight.aval.shape) == 0
+    out = weight_cotangent_p.bind(
+        ct,
+        jnp.asarray(cotangent),
+        table,
+        seed,
+        rule=rule,
+        float_as_event=False,
+        path=path,
+        weight_dtype=weight.aval.dtype,
+        scalar=scalar,
+    )
+    return None, out, None, None
+
+
+ad.primitive_transposes[spikes_cotangent_p] = _sct_transpose
+
+
 def _transpose(cotangent, spikes, weight, table, seed, *, rule, float_as_event, path):
     both = ad.is_undefined_primal(spikes) and ad.is_undefined_primal(weight)
     if ad.is_undefined_primal(table) or ad.is_undefined_primal(seed) or both:
@@ -225,22 +336,22 @@ def _transpose(cotangent, spikes, weight, table, seed, *, rule, float_as_event, 
         # Only the spikes' tangent map (float values, float_as_event off) is transposed here.
         if type(cotangent) is ad.Zero:
             return ad.Zero(spikes.aval), None, None, None
-        ct = _spikes_cotangent(cotangent, jnp.asarray(weight), table, seed, rule)
+        ct = spikes_cotangent_p.bind(cotangent, jnp.asarray(weight), table, seed, rule=rule, path=path)
         return ct.astype(spikes.aval.dtype), None, None, None
     if type(cotangent) is ad.Zero:
         return None, ad.Zero(weight.aval), None, None
-    scalar, dtype = len(weight.aval.shape) == 0, weight.aval.dtype
-    every_row = path == "dense"
-
-    def event_fn(s, ct):
-        values = spike_values(s, ct.dtype, float_as_event)
-        return _weight_cotangent(values, s, ct, table, seed, rule, scalar, every_row).astype(dtype)
-
-    def dense_fn(ds, ct):
-        ds = ds.astype(ct.dtype)
-        return _weight_cotangent(ds, ds, ct, table, seed, rule, scalar, every_row=False).astype(dtype)
-
-    return None, smooth_in_spikes(event_fn, dense_fn)(jnp.asarray(spikes), cotangent), None, None
+    out = weight_cotangent_p.bind(
+        jnp.asarray(spikes),
+        cotangent,
+        table,
+        seed,
+        rule=rule,
+        float_as_event=float_as_event,
+        path=path,
+        weight_dtype=weight.aval.dtype,
+        scalar=len(weight.aval.shape) == 0,
+    )
+    return None, out, None, None
 
 
 ad.primitive_transposes[procedural_matmat_p] = _transpose
@@ -266,6 +377,8 @@ def _batch(args, dims, **params):
 
 
 batching.primitive_batchers[procedural_matmat_p] = _batch
+batching.primitive_batchers[weight_cotangent_p] = functools.partial(map_batched, weight_cotangent_p)
+batching.primitive_batchers[spikes_cotangent_p] = functools.partial(map_batched, spikes_cotangent_p)
 
 
 # -- the public operator -----------------------------------------------------
@@ -292,7 +405,8 @@ def procedural_event_matmul(
 
     Returns:
       ``(..., n_post)`` array equal to ``spikes @ M`` to float32 rounding
-      (the kernel adds with float atomics on a GPU).
+      (the kernel adds with float atomics on a GPU; half-precision weights
+      are summed in float32, then rounded).
     """
     spikes, weight, table = jnp.asarray(spikes), jnp.asarray(weight), jnp.asarray(table)
     _checks.spike_dtype(spikes.dtype)

@@ -33,10 +33,10 @@ from ._dispatch import (
     active_indices,
     count_active,
     make_primitive,
+    map_batched,
     pallas_call,
     resolve_default,
     resolve_path,
-    smooth_in_spikes,
     zeros_for_call,
 )
 from .dense_event import spike_values
@@ -65,7 +65,8 @@ def coo_matmul(x, weight, pre, post, n_post: int):
     """``x @ M`` for float (or any) input ``x`` of shape ``(..., n_pre)``.
 
     One gather and one scatter-add over all synapses per batch row;
-    differentiable in ``x`` and ``weight`` by JAX's own rules.
+    differentiable in ``x`` and ``weight`` by JAX's own rules. Half-precision
+    products are summed in float32 and rounded once to their type.
 
     Args:
       x: input ``(..., n_pre)``.
@@ -74,10 +75,12 @@ def coo_matmul(x, weight, pre, post, n_post: int):
         postsynaptic target of each synapse.
       n_post: the number of postsynaptic neurons (static).
     """
-    gathered = x[..., pre]  # (..., n_synapses)
-    contrib = gathered * jnp.broadcast_to(weight, gathered.shape)
-    out = jnp.zeros((*x.shape[:-1], n_post), contrib.dtype)
-    return out.at[..., post].add(contrib, mode="drop")
+    dtype = jnp.result_type(x, weight)
+    acc = _checks.accumulation_dtype(dtype)
+    gathered = x[..., pre].astype(acc)  # (..., n_synapses)
+    contrib = gathered * jnp.broadcast_to(jnp.asarray(weight).astype(acc), gathered.shape)
+    out = jnp.zeros((*x.shape[:-1], n_post), acc)
+    return out.at[..., post].add(contrib, mode="drop").astype(dtype)
 
 
 def csr_to_dense(weight, indptr, indices, n_post: int):
@@ -242,7 +245,7 @@ def _add_rows_chunk(c, value, b, start, end, active, refs, *, chunk, n_post, sca
     ok = active[:, None] & (pos < end[:, None])
     tgt = plgpu.load(indices_ref.at[pos], mask=ok, other=0)
     w = w_ref[0] if scalar else plgpu.load(w_ref.at[pos], mask=ok, other=0.0)
-    contrib = jnp.broadcast_to(value[:, None] * w, pos.shape)
+    contrib = jnp.broadcast_to(value[:, None] * w.astype(value.dtype), pos.shape)  # summed in the values' type
     dest = b[:, None] * n_post + tgt
     if masked_atomics:
         plgpu.atomic_add(out_ref, dest, contrib, mask=ok)
@@ -523,7 +526,7 @@ def _csr_sorted(values, weight, indptr, indices, n_post: int, max_row: int):
         # Slots that are not synapses get the key n_out: they sort last and
         # are dropped by the final scatter.
         key = jnp.where(ok, b[:, None] * n_post + tgt, n_out).reshape(-1)
-        contrib = jnp.where(ok, value[:, None] * w, 0).reshape(-1)
+        contrib = jnp.where(ok, value[:, None] * w.astype(value.dtype), 0).reshape(-1)
         key, contrib = lax.sort((key, contrib), num_keys=1, is_stable=True)
         new = key[1:] != key[:-1]
         sums = _segment_sums(jnp.concatenate([jnp.ones((1,), bool), new]), contrib)
@@ -557,7 +560,7 @@ def _sorted_every_synapse(values, weight, indptr, indices, n_post: int):
     n_syn, n_out = indices.shape[0], batch * n_post
     pre = csr_pre_indices(indptr, n_syn)
     key = (jnp.arange(batch, dtype=jnp.int32)[:, None] * n_post + indices[None, :]).reshape(-1)
-    contrib = (values[:, pre] * jnp.broadcast_to(weight, (n_syn,))[None, :]).reshape(-1)
+    contrib = (values[:, pre] * jnp.broadcast_to(weight, (n_syn,)).astype(values.dtype)[None, :]).reshape(-1)
     key, contrib = lax.sort((key, contrib), num_keys=1, is_stable=True)
     new = key[1:] != key[:-1]
     sums = _segment_sums(jnp.concatenate([jnp.ones((1,), bool), new]), contrib)
@@ -568,7 +571,9 @@ def _sorted_every_synapse(values, weight, indptr, indices, n_post: int):
 def _csr_event_impl(spikes, weight, indptr, indices, *, n_post, max_row, float_as_event, path, deterministic, platform):
     batch, n_pre = spikes.shape
     dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
-    values = spike_values(spikes, dtype, float_as_event)
+    # Every path sums in float32 for half-precision weights: each weight is
+    # widened as it is read, the result rounded once to ``dtype``.
+    values = spike_values(spikes, _checks.accumulation_dtype(dtype), float_as_event)
     weight = weight.astype(dtype)
     n_syn = indices.shape[0]
     path = resolve_path(path, platform)
@@ -582,34 +587,38 @@ def _csr_event_impl(spikes, weight, indptr, indices, *, n_post, max_row, float_a
     fits = _rows_fit(indptr, max_row)
     if deterministic:
         _check_flat_size(batch, n_pre)
-        return lax.cond(
+        out = lax.cond(
             fits,
             lambda: _csr_sorted(values, weight, indptr, indices, n_post, max_row),
             lambda: _sorted_every_synapse(values, weight, indptr, indices, n_post),
         )
+        return out.astype(dtype)
     if path == "dense":
-        return coo_matmul(values, weight, csr_pre_indices(indptr, n_syn), indices, n_post)
+        return coo_matmul(values.astype(dtype), weight, csr_pre_indices(indptr, n_syn), indices, n_post)
     _check_flat_size(batch, n_pre)
     if path == "kernel":
         # The kernels read each row's length at run time: any length is handled.
-        return _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, platform)
+        return _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, platform).astype(dtype)
 
     # Each active pair's targets are read as one window and scattered into
     # the output. No switch to the dense-equivalent pass: one pass over every
     # synapse measured slower than this loop even with every input active.
     def add_row(b, value, first, inside, tgt, out):
-        w = weight if weight.ndim == 0 else lax.dynamic_slice_in_dim(weight, first, max_row)
+        w = (weight if weight.ndim == 0 else lax.dynamic_slice_in_dim(weight, first, max_row)).astype(values.dtype)
         if batch == 1:
             return out.at[tgt].add(value * w, mode="drop")
         return out.at[b, tgt].add(value * w, mode="drop")
 
     def event():
-        init = jnp.zeros((n_post,) if batch == 1 else (batch, n_post), dtype)
+        init = jnp.zeros((n_post,) if batch == 1 else (batch, n_post), values.dtype)
         out = _fold_active_pairs(spikes, values, indptr, indices, max_row, n_post, add_row, init)
-        return out.reshape(batch, n_post)
+        return out.reshape(batch, n_post).astype(dtype)
 
-    # Rows longer than the window: one pass over every synapse, exact for any length.
-    return lax.cond(fits, event, lambda: coo_matmul(values, weight, csr_pre_indices(indptr, n_syn), indices, n_post))
+    def every_synapse():
+        # Rows longer than the window: one pass over every synapse, exact for any length.
+        return coo_matmul(values.astype(dtype), weight, csr_pre_indices(indptr, n_syn), indices, n_post)
+
+    return lax.cond(fits, event, every_synapse)
 
 
 def _abstract(spikes, weight, indptr, indices, *, n_post, max_row, float_as_event, path, deterministic):
@@ -682,17 +691,63 @@ def _weight_cotangent(
     return out.astype(weight_aval.dtype)
 
 
+def _wct_impl(spikes, cotangent, indptr, indices, *, weight_shape, weight_dtype, platform=None, **params):
+    return _weight_cotangent(cotangent, spikes, indptr, indices, ShapedArray(weight_shape, weight_dtype), **params)
+
+
+def _wct_abstract(spikes, cotangent, indptr, indices, *, weight_shape, weight_dtype, **params):
+    return ShapedArray(weight_shape, weight_dtype)
+
+
+# The weight cotangent is a primitive of its own, linear in the cotangent:
+# its transpose is the event product again (and the product's is this), so
+# derivatives of any order never differentiate the run-time-length loop
+# over the active pairs.
+csr_weight_cotangent_p = make_primitive("eventlib_csr_weight_cotangent", _wct_impl, _wct_abstract)
+
+
+def _wct_spikes_jvp(dspikes, spikes, cotangent, indptr, indices, *, weight_shape, weight_dtype, **params):
+    # The dense form: also exact where a spike is zero.
+    values = dspikes.astype(cotangent.dtype)
+    return _weight_cotangent_dense(values, cotangent, indptr, indices, len(weight_shape) == 0).astype(weight_dtype)
+
+
+def _wct_cotangent_jvp(dcotangent, spikes, cotangent, indptr, indices, **params):
+    return csr_weight_cotangent_p.bind(spikes, dcotangent, indptr, indices, **params)
+
+
+ad.defjvp(csr_weight_cotangent_p, _wct_spikes_jvp, _wct_cotangent_jvp, None, None)
+
+
+def _wct_transpose(wct, spikes, cotangent, indptr, indices, *, weight_shape, weight_dtype, **params):
+    if ad.is_undefined_primal(spikes) or ad.is_undefined_primal(indptr) or ad.is_undefined_primal(indices):
+        raise NotImplementedError("the event-driven weight cotangent is linear in the cotangent only")
+    if type(wct) is ad.Zero:
+        return None, ad.Zero(cotangent.aval), None, None
+    out = csr_event_matmat_p.bind(jnp.asarray(spikes), wct, indptr, indices, **params)
+    return None, out.astype(cotangent.aval.dtype), None, None
+
+
+ad.primitive_transposes[csr_weight_cotangent_p] = _wct_transpose
+batching.primitive_batchers[csr_weight_cotangent_p] = functools.partial(map_batched, csr_weight_cotangent_p)
+
+
 def _transpose(cotangent, spikes, weight, indptr, indices, **params):
     if ad.is_undefined_primal(spikes) or ad.is_undefined_primal(indptr) or ad.is_undefined_primal(indices):
         raise NotImplementedError("csr_event_matmul is linear in the weight only")
     if type(cotangent) is ad.Zero:
         return None, ad.Zero(weight.aval), None, None
-    scalar, dtype = len(weight.aval.shape) == 0, weight.aval.dtype
-    cotangent_fn = smooth_in_spikes(
-        lambda s, ct: _weight_cotangent(ct, s, indptr, indices, weight.aval, **params),
-        lambda ds, ct: _weight_cotangent_dense(ds.astype(ct.dtype), ct, indptr, indices, scalar).astype(dtype),
+    # In a transpose rule the primal spikes may be a NumPy constant.
+    out = csr_weight_cotangent_p.bind(
+        jnp.asarray(spikes),
+        cotangent,
+        indptr,
+        indices,
+        weight_shape=tuple(weight.aval.shape),
+        weight_dtype=weight.aval.dtype,
+        **params,
     )
-    return None, cotangent_fn(jnp.asarray(spikes), cotangent), None, None
+    return None, out, None, None
 
 
 ad.primitive_transposes[csr_event_matmat_p] = _transpose
@@ -701,15 +756,10 @@ ad.primitive_transposes[csr_event_matmat_p] = _transpose
 def _batch(args, dims, **params):
     spikes, weight, indptr, indices = args
     s_dim, w_dim, p_dim, i_dim = dims
-    if p_dim is not None or i_dim is not None:
-        raise NotImplementedError("vmap over the connectivity itself is not supported; build one layer per matrix")
-    if w_dim is not None:
-        # A batch of weight vectors: the event product for each, in turn.
-        n_map = weight.shape[w_dim]
-        spikes = batching.bdim_at_front(spikes, s_dim, n_map)
-        weight = jnp.moveaxis(weight, w_dim, 0)
-        out = lax.map(lambda sw: csr_event_matmat_p.bind(sw[0], sw[1], indptr, indices, **params), (spikes, weight))
-        return out, 0
+    if w_dim is not None or p_dim is not None or i_dim is not None:
+        # A batch of weight vectors or of matrices (one per element, all
+        # within the static max_row): the event product for each, in turn.
+        return map_batched(csr_event_matmat_p, args, dims, **params)
     spikes = jnp.moveaxis(spikes, s_dim, 0)
     n_map, batch, n_pre = spikes.shape
     out = csr_event_matmat_p.bind(spikes.reshape(n_map * batch, n_pre), weight, indptr, indices, **params)
@@ -750,7 +800,9 @@ def csr_event_matmul(
         (for example one compiled in before the connectivity was replaced)
         gives the same result: those paths check the longest row at run time
         (one pass over ``indptr``) and then visit every synapse instead of
-        the active rows only, so it costs time, never synapses.
+        the active rows only, so it costs time, never synapses. Under
+        ``jax.vmap`` over ``indptr``/``indices`` (one matrix per element,
+        visited in turn) it is the window of every matrix.
       float_as_event: count every nonzero input as 1.
       path: ``'auto'``, ``'event'``, ``'kernel'`` or ``'dense'`` (see
         :mod:`eventlib.ops`).
@@ -762,7 +814,8 @@ def csr_event_matmul(
         every path is already deterministic.
 
     Returns:
-      ``(..., n_post)`` array equal to ``spikes @ M`` to float32 rounding.
+      ``(..., n_post)`` array equal to ``spikes @ M`` to float32 rounding
+      (half-precision weights are summed in float32, then rounded).
       By default the GPU kernel and XLA's GPU scatters add with float
       atomics, so an output receiving several events may differ in its last
       bits from run to run (exact for sums of small dyadic weights); the
