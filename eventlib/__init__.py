@@ -11,10 +11,10 @@ __version__ = "0.1.0"
 
 from . import connectivity as connectivity
 from . import ops as ops
-from ._event_linear import EventLinear as EventLinear
-from ._fixed_conn import EventFixedNumConn as EventFixedNumConn
-from ._fixed_conn import EventFixedProb as EventFixedProb
-from ._fixed_conn import FixedNumConn as FixedNumConn
+from .layers import EventFixedNumConn as EventFixedNumConn
+from .layers import EventFixedProb as EventFixedProb
+from .layers import EventLinear as EventLinear
+from .layers import FixedNumConn as FixedNumConn
 from .ops import set_default_path as set_default_path
 from .ops import which_path as which_path
 from .sharding import ShardedCSR as ShardedCSR

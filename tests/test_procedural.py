@@ -16,7 +16,7 @@ from helpers import assert_close, assert_exact, dyadic, f64, make_spikes
 
 import eventlib
 from eventlib import connectivity
-from eventlib.ops import _procedural_rows as rows
+from eventlib.connectivity import procedural as rows
 from eventlib.ops import procedural_event as proc
 
 # (name, n_pre, n_post, rule arguments): every row scheme, with rows that
@@ -59,7 +59,7 @@ def test_hash_and_below_match_numpy(rng):
     bits = np.asarray(rows.hash_bits(rule, jnp.asarray(row, jnp.int32), jnp.asarray(pos)))
     np.testing.assert_array_equal(bits, connectivity.hash_bits(rule.seed, rule.stream, row, pos))
     for n in (1, 3, 2**16 - 1, 2**16, 2**16 + 1, 123_457, 2**31 - 1):
-        np.testing.assert_array_equal(np.asarray(rows.below(jnp.asarray(bits), n)), connectivity._below(bits, n))
+        np.testing.assert_array_equal(np.asarray(rows.below(jnp.asarray(bits), n)), connectivity.stored._below(bits, n))
 
 
 def test_geometric_gaps_match_numpy(rng):

@@ -5,7 +5,7 @@ Like the stored-connectivity kernel in :mod:`eventlib.ops.sparse_event`, a
 pairs, and each program adds its rows into the output with atomic adds --
 but instead of loading a row's targets it regenerates them, a block of
 ``_BLOCK`` draws at a time, from the same uint32 hash as the portable path
-(:mod:`eventlib.ops._procedural_rows`), so both paths give the same matrix.
+(:mod:`eventlib.connectivity.procedural`), so both paths give the same matrix.
 Nothing per synapse is read from memory; only the threshold table of a
 probability rule is (a binary search per draw).
 
@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from . import _procedural_rows as rows
+from ..connectivity import procedural as rows
 from ._dispatch import compact_active, pallas_call, zeros_for_call
 
 _BLOCK = 128

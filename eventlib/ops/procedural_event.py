@@ -28,8 +28,8 @@ from jax.core import ShapedArray
 from jax.interpreters import ad, batching
 
 from .. import _checks
-from .. import connectivity as conn_lib
-from . import _procedural_rows as rows
+from ..connectivity import procedural as rows
+from ..connectivity import stored as conn_lib
 from ._dispatch import (
     HIGHEST,
     active_indices,

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .. import connectivity as conn_lib
+from . import stored as conn_lib
 
 _U32 = jnp.uint32
 _STAMP_LIMIT = 2**31 - 1  # the largest stamp of the 'first' dedupe (lowered by a test)

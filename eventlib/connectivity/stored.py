@@ -20,7 +20,7 @@ import warnings
 
 import numpy as np
 
-from . import _checks
+from .. import _checks
 
 __all__ = [
     "Connectivity",

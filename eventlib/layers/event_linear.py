@@ -5,9 +5,9 @@ from __future__ import annotations
 import brainstate
 import jax.numpy as jnp
 
-from . import _checks, _units
-from .ops import _dispatch
-from .ops.dense_event import event_matmul, homogeneous_matmul
+from .. import _checks, _units
+from ..ops import _dispatch
+from ..ops.dense_event import event_matmul, homogeneous_matmul
 
 __all__ = ["EventLinear"]
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from . import _units
-from . import connectivity as conn_lib
-from ._event_linear import init_param
-from .ops import _dispatch
-from .ops._procedural_rows import max_row_bound
-from .ops.procedural_event import expected_synapses, procedural_event_matmul, stored_connectivity
+from .. import _units
+from ..connectivity import stored as conn_lib
+from ..connectivity.procedural import max_row_bound
+from ..ops import _dispatch
+from ..ops.procedural_event import expected_synapses, procedural_event_matmul, stored_connectivity
+from .event_linear import init_param
 
 
 def check_supported(efferent_target: str, fixed_count: bool, afferent_ratio: float) -> None:
@@ -46,7 +46,7 @@ def setup(layer, rule, table, conn_weight, *, param_type, path) -> None:
     layer.rule = rule
     # The seed and the table travel as state (not compile-time constants),
     # like stored indices: a restored seed is the one the product uses.
-    from ._fixed_conn import ConnectivityState
+    from .fixed_conn import ConnectivityState
 
     value = {"seed": jnp.asarray(np.uint32(rule.seed)), "table": jnp.asarray(table)}
     layer.connectivity = ConnectivityState(value, layout=("procedural", rule.n_pre, rule.n_post, np.asarray(table)))

@@ -20,12 +20,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks, _procedural, _units
-from . import connectivity as conn_lib
-from ._event_linear import init_param
-from .ops import _dispatch
-from .ops.procedural_event import make_rule
-from .ops.sparse_event import coo_matmul, csr_event_matmul, csr_pre_indices, csr_to_dense
+from .. import _checks, _units
+from ..connectivity import stored as conn_lib
+from ..ops import _dispatch
+from ..ops.procedural_event import make_rule
+from ..ops.sparse_event import coo_matmul, csr_event_matmul, csr_pre_indices, csr_to_dense
+from . import procedural as _procedural
+from .event_linear import init_param
 
 __all__ = ["EventFixedProb", "FixedNumConn", "EventFixedNumConn", "ConnectivityState"]
 
