@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import eventlib
 from eventlib import connectivity
+from eventlib.connectivity import stored
 
 
 def assert_valid_csr(conn, distinct=True):
@@ -213,7 +214,7 @@ def test_independent_of_chunk_size(monkeypatch, name, chunk):
     """Rows are generated in chunks to bound memory; the matrix does not
     depend on the chunk size."""
     expected = BUILDERS[name](5)
-    monkeypatch.setattr(connectivity, "_CHUNK_ELEMENTS", chunk)
+    monkeypatch.setattr(stored, "_CHUNK_ELEMENTS", chunk)
     assert same(BUILDERS[name](5), expected)
 
 
@@ -249,13 +250,13 @@ def test_memory_proportional_to_synapses():
 def test_int32_guard(monkeypatch, build):
     """Beyond the int32 synapse range construction fails with a clear error
     (here with the bound lowered to 100)."""
-    monkeypatch.setattr(connectivity, "MAX_SYNAPSES", 100)
+    monkeypatch.setattr(stored, "MAX_SYNAPSES", 100)
     with pytest.raises(ValueError, match="int32"):
         build()
 
 
 def test_int32_guard_allows_small(monkeypatch):
-    monkeypatch.setattr(connectivity, "MAX_SYNAPSES", 100)
+    monkeypatch.setattr(stored, "MAX_SYNAPSES", 100)
     conn = connectivity.fixed_num_per_pre(10, 10, 5, seed=0)  # 50 synapses, longest row 5
     assert conn.n_synapses == 50
 

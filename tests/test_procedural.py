@@ -16,6 +16,7 @@ from helpers import assert_close, assert_exact, dyadic, f64, make_spikes
 
 import eventlib
 from eventlib import connectivity
+from eventlib.connectivity import hashing
 from eventlib.connectivity import procedural as rows
 from eventlib.ops import procedural_event as proc
 
@@ -59,7 +60,44 @@ def test_hash_and_below_match_numpy(rng):
     bits = np.asarray(rows.hash_bits(rule, jnp.asarray(row, jnp.int32), jnp.asarray(pos)))
     np.testing.assert_array_equal(bits, connectivity.hash_bits(rule.seed, rule.stream, row, pos))
     for n in (1, 3, 2**16 - 1, 2**16, 2**16 + 1, 123_457, 2**31 - 1):
-        np.testing.assert_array_equal(np.asarray(rows.below(jnp.asarray(bits), n)), connectivity.stored._below(bits, n))
+        np.testing.assert_array_equal(np.asarray(rows.below(jnp.asarray(bits), n)), hashing.below(bits, n))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2**31, 2**32 - 1])
+@pytest.mark.parametrize("stream", [hashing.STREAM_PROB, hashing.STREAM_COUNT, hashing.STREAM_AFFERENT])
+def test_hash_numpy_and_jax_agree_on_awkward_inputs(seed, stream):
+    """The one definition of the hash gives the same bits evaluated with NumPy
+    (the stored builders) and with JAX (the row rule and the kernels), at the
+    ends of the uint32 range of seeds, rows and positions, with the seed as an
+    int or as a uint32 array (the traced operand of a product)."""
+    edges = np.array([0, 1, 2, 2**16 - 1, 2**16, 2**31 - 1, 2**31, 2**32 - 2, 2**32 - 1], np.uint32)
+    rows_, pos = edges[:, None], edges[None, :]
+    ref = hashing.hash_bits(seed, stream, rows_, pos)
+    assert ref.dtype == np.uint32 and ref.shape == (edges.size, edges.size)
+    jax_int = hashing.hash_bits(seed, stream, jnp.asarray(rows_), jnp.asarray(pos), xp=jnp)
+    jax_traced = jax.jit(lambda s, r, p: hashing.hash_bits(s, stream, r, p, xp=jnp))(
+        jnp.uint32(seed), jnp.asarray(rows_), jnp.asarray(pos)
+    )
+    np.testing.assert_array_equal(np.asarray(jax_int), ref)
+    np.testing.assert_array_equal(np.asarray(jax_traced), ref)
+    # Rows as int64 on the host (the builders' chunks) hash as their low 32 bits.
+    np.testing.assert_array_equal(hashing.hash_bits(seed, stream, edges.astype(np.int64)[:, None], pos), ref)
+    # A row's bits are a bijection of positions: no repeated word in a row.
+    assert all(np.unique(r).size == r.size for r in ref)
+    for n in (1, 2**16 + 1, 2**31 - 1):
+        np.testing.assert_array_equal(np.asarray(hashing.below(jnp.asarray(ref), n, jnp)), hashing.below(ref, n))
+        np.testing.assert_array_equal(hashing.below(ref, n), (ref.astype(np.uint64) * n) >> 32)
+
+
+def test_rule_hash_is_the_builders_hash():
+    """The rule's JAX hash, with its own seed or the seed operand's key, is the
+    NumPy hash of the builder it regenerates."""
+    rule = proc.make_rule(5, 9, seed=2**32 - 1, prob=0.5)[0]
+    row, pos = jnp.arange(5, dtype=jnp.int32)[:, None], jnp.arange(2**31 - 4, 2**31 + 4, dtype=jnp.uint32)[None, :]
+    ref = connectivity.hash_bits(rule.seed, hashing.STREAM_PROB, np.arange(5)[:, None], np.asarray(pos))
+    np.testing.assert_array_equal(np.asarray(rows.hash_bits(rule, row, pos)), ref)
+    base = rows.row_key_base(rule, jnp.uint32(rule.seed))
+    np.testing.assert_array_equal(np.asarray(rows.hash_bits(rule, row, pos, base)), ref)
 
 
 def test_geometric_gaps_match_numpy(rng):
@@ -97,7 +135,7 @@ def test_rows_longer_than_the_window(monkeypatch, path):
     window of 2 draws every row does, and the stored construction's own
     sequential fallback (forced the same way) agrees."""
     rule, table = proc.make_rule(20, 64, 5, prob=0.3)
-    monkeypatch.setattr(connectivity, "prob_window", lambda n_post, prob: 2)
+    monkeypatch.setattr(connectivity.stored, "prob_window", lambda n_post, prob: 2)
     stored = connectivity.fixed_prob(20, 64, 0.3, 5)
     narrow = dataclasses.replace(rule, width=2)
     dense = proc.procedural_event_matmul(jnp.eye(20, dtype=jnp.bool_), jnp.float32(1), narrow, table, path=path)
@@ -109,7 +147,7 @@ def test_rows_longer_than_the_window(monkeypatch, path):
 def test_first_distinct_after_redraws(monkeypatch, path):
     """Rows short of k distinct values in the first window are redrawn wider;
     the procedural window is the widest any row needed."""
-    monkeypatch.setattr(connectivity, "first_distinct_width", lambda k, n: k)
+    monkeypatch.setattr(connectivity.stored, "first_distinct_width", lambda k, n: k)
     rule, table = proc.make_rule(50, 30, 1, k=7)
     assert rule.scheme == "first" and rule.width > rule.k
     stored = connectivity.fixed_num_per_pre(50, 30, 7, 1)

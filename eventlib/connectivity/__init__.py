@@ -3,9 +3,13 @@
 - :mod:`eventlib.connectivity.stored`: NumPy builders of the stored form, CSR
   by presynaptic row (:class:`Connectivity`).
 - :mod:`eventlib.connectivity.procedural`: the same rows regenerated in JAX
-  from the same counter-based hash, for products that store nothing.
+  (:class:`~eventlib.connectivity.procedural.Rule`), for products that store
+  nothing.
+- :mod:`eventlib.connectivity.hashing`: the counter-based hash both use,
+  written once for NumPy and JAX.
 """
 
+from .hashing import hash_bits as hash_bits
 from .stored import MAX_SYNAPSES as MAX_SYNAPSES
 from .stored import Connectivity as Connectivity
 from .stored import check_capacity as check_capacity
@@ -17,7 +21,6 @@ from .stored import fixed_num_per_pre_window as fixed_num_per_pre_window
 from .stored import fixed_prob as fixed_prob
 from .stored import from_indices as from_indices
 from .stored import geometric_table as geometric_table
-from .stored import hash_bits as hash_bits
 from .stored import keep_afferent_rows as keep_afferent_rows
 from .stored import prob_window as prob_window
 from .stored import warn_if_empty as warn_if_empty

@@ -1,10 +1,13 @@
 """Rows of random connectivity regenerated in JAX, bit for bit as
-:mod:`eventlib.connectivity` builds them in NumPy.
+:mod:`eventlib.connectivity.stored` builds them in NumPy.
 
-Everything that decides a target is uint32 arithmetic (the same hash, a
-multiply-high done in 16-bit halves because JAX has no uint64 without x64,
-integer comparisons against a threshold table), so a row is the same on
-every backend, in a vectorised loop or a kernel, whatever the blocking.
+A :class:`Rule` (from :func:`make_rule`) says how the rows of one
+connectivity are drawn; :func:`fold_row` regenerates one row in JAX, and
+:func:`stored_connectivity` builds the same matrix in NumPy. Everything that
+decides a target is uint32 arithmetic shared with the NumPy builders (the
+hash and the multiply-high of :mod:`eventlib.connectivity.hashing`, integer
+comparisons against a threshold table), so a row is the same on every
+backend, in a vectorised loop or a kernel, whatever the blocking.
 """
 
 from __future__ import annotations
@@ -16,7 +19,23 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from . import hashing
 from . import stored as conn_lib
+
+__all__ = [
+    "Rule",
+    "below",
+    "expected_synapses",
+    "fold_row",
+    "geometric_gaps",
+    "hash_bits",
+    "make_rule",
+    "max_row_bound",
+    "new_scratch",
+    "row_key_base",
+    "search_steps",
+    "stored_connectivity",
+]
 
 _U32 = jnp.uint32
 _STAMP_LIMIT = 2**31 - 1  # the largest stamp of the 'first' dedupe (lowered by a test)
@@ -59,16 +78,13 @@ class Rule:
 
     @property
     def stream(self) -> int:
-        return conn_lib._STREAM_PROB if self.scheme == "prob" else conn_lib._STREAM_COUNT
+        """The hash stream of the rule's draws (that of the NumPy builder)."""
+        return hashing.STREAM_PROB if self.scheme == "prob" else hashing.STREAM_COUNT
 
     @property
     def row_key_base(self) -> int:
         """The per-(seed, stream) part of the row key, folded on the host."""
-        with np.errstate(over="ignore"):
-            base = conn_lib._mix32(
-                np.uint32(self.seed & 0xFFFFFFFF) ^ conn_lib._mix32(np.uint32(self.stream) * conn_lib._GOLDEN)
-            )
-        return int(base)
+        return int(hashing.seed_key(self.seed, self.stream))
 
 
 def make_rule(n_pre: int, n_post: int, seed: int, *, prob: float | None = None, k: int = 0, distinct: bool = True):
@@ -100,43 +116,68 @@ def make_rule(n_pre: int, n_post: int, seed: int, *, prob: float | None = None, 
     return Rule(conn_lib.count_scheme(k, n_post, distinct), n_pre, n_post, seed, k=k, width=width), empty
 
 
-def mix32(x):
-    """:func:`eventlib.connectivity._mix32` on uint32 JAX arrays."""
-    x = x ^ (x >> _U32(16))
-    x = x * _U32(0x7FEB352D)
-    x = x ^ (x >> _U32(15))
-    x = x * _U32(0x846CA68B)
-    return x ^ (x >> _U32(16))
+def stored_connectivity(rule: Rule) -> conn_lib.Connectivity:
+    """The stored (CSR) form of the rule's matrix, built in NumPy by the
+    builder the rule regenerates.
+
+    Args:
+      rule: the :class:`Rule` (its own seed is used).
+    """
+    if rule.scheme == "all":
+        return conn_lib.fixed_prob(rule.n_pre, rule.n_post, 1.0, rule.seed)
+    if rule.scheme == "prob":
+        return conn_lib.fixed_prob(rule.n_pre, rule.n_post, rule.prob, rule.seed)
+    return conn_lib.fixed_num_per_pre(rule.n_pre, rule.n_post, rule.k, rule.seed, distinct=rule.scheme != "multi")
+
+
+def expected_synapses(rule: Rule) -> float:
+    """The number of synapses of the rule's matrix: exact for fixed counts
+    and probability 1; ``n_pre * n_post * prob`` (the mean) for a probability.
+
+    Args:
+      rule: the :class:`Rule`.
+    """
+    if rule.scheme == "all":
+        return float(rule.n_pre * rule.n_post)
+    if rule.scheme == "prob":
+        return float(rule.n_pre * rule.n_post * rule.prob)
+    return float(rule.n_pre * rule.k)
 
 
 def row_key_base(rule: Rule, seed):
     """:attr:`Rule.row_key_base` for a uint32 ``seed`` that may be traced:
     the seed is an operand of the product, so a compiled function uses the
-    seed it is called with (a restored checkpoint's), not one compiled in."""
-    with np.errstate(over="ignore"):
-        stream = int(conn_lib._mix32(np.uint32(rule.stream) * conn_lib._GOLDEN))
-    return mix32(jnp.asarray(seed).astype(_U32) ^ _U32(stream))
+    seed it is called with (a restored checkpoint's), not one compiled in.
+
+    Args:
+      rule: the :class:`Rule` (its stream is used, not its seed).
+      seed: a uint32 scalar array (or an int).
+    """
+    return hashing.seed_key(seed, rule.stream, jnp)
 
 
 def hash_bits(rule: Rule, row, positions, base=None):
     """uint32 bits of ``(row, positions)``: equal to
-    :func:`eventlib.connectivity.hash_bits` for the rule's stream and seed
-    (``base``, from :func:`row_key_base`, for another seed)."""
-    golden = _U32(int(conn_lib._GOLDEN))
+    :func:`eventlib.connectivity.hash_bits` for the rule's stream and seed.
+
+    Args:
+      rule: the :class:`Rule`.
+      row, positions: integer arrays that broadcast together.
+      base: the row key base of another seed, from :func:`row_key_base`;
+        default the rule's own.
+    """
     base = _U32(rule.row_key_base) if base is None else base
-    key = mix32(jnp.asarray(row).astype(_U32) * golden + base)
-    x = mix32(key ^ (jnp.asarray(positions).astype(_U32) * golden))
-    return mix32(x + key)
+    return hashing.position_bits(hashing.row_keys(base, row, jnp), positions, jnp)
 
 
 def below(bits, n: int):
-    """``(bits * n) >> 32`` as int32, for uint32 ``bits`` and ``n < 2**31``:
-    the multiply-high from 16-bit halves (every partial product fits in 32 bits)."""
-    a_lo, a_hi = bits & _U32(0xFFFF), bits >> _U32(16)
-    b_lo, b_hi = _U32(n & 0xFFFF), _U32(n >> 16)
-    cross = a_hi * b_lo + ((a_lo * b_lo) >> _U32(16))
-    cross2 = a_lo * b_hi + (cross & _U32(0xFFFF))
-    return (a_hi * b_hi + (cross >> _U32(16)) + (cross2 >> _U32(16))).astype(jnp.int32)
+    """``(bits * n) >> 32`` as int32 (:func:`eventlib.connectivity.hashing.below`
+    on JAX arrays).
+
+    Args:
+      bits: uint32 array; n: the range, ``0 <= n < 2**31``.
+    """
+    return hashing.below(bits, n, jnp)
 
 
 def geometric_gaps(table, bits):

@@ -1,8 +1,9 @@
 """Connectivity as a pure function of (seed, sizes, parameters).
 
 Every random decision is a counter-based hash of ``(seed, stream, row,
-position)`` in 32-bit unsigned integer arithmetic -- the kind of function a
-GPU kernel can evaluate to regenerate one row without storing it. Nothing
+position)`` in 32-bit unsigned integer arithmetic
+(:mod:`eventlib.connectivity.hashing`) -- the kind of function a GPU kernel
+can evaluate to regenerate one row without storing it. Nothing
 here depends on global random state, on the backend or on the process, and
 nothing ever allocates an ``n_pre x n_post`` array: time and memory grow with
 the number of synapses (rows are generated in bounded chunks).
@@ -21,6 +22,7 @@ import warnings
 import numpy as np
 
 from .. import _checks
+from .hashing import STREAM_AFFERENT, STREAM_COUNT, STREAM_PROB, below, hash_bits
 
 __all__ = [
     "Connectivity",
@@ -37,54 +39,12 @@ __all__ = [
 #: with a clear error instead of silently overflowing.
 MAX_SYNAPSES = 2**31 - 1
 
-# Streams keep the draws of different constructions independent for one seed.
-_STREAM_PROB = 1
-_STREAM_COUNT = 2
-_STREAM_AFFERENT = 3
-
-_GOLDEN = np.uint32(0x9E3779B9)
 _CHUNK_ELEMENTS = 1 << 22  # elements generated at once: bounds peak memory
-
-
-def _mix32(x: np.ndarray) -> np.ndarray:
-    """A bijective avalanche mix of uint32 words (the 'lowbias32' constants
-    found by C. Wellons' hash prospector)."""
-    x = x ^ (x >> np.uint32(16))
-    x = x * np.uint32(0x7FEB352D)
-    x = x ^ (x >> np.uint32(15))
-    x = x * np.uint32(0x846CA68B)
-    x = x ^ (x >> np.uint32(16))
-    return x
-
-
-def _row_keys(seed: int, stream: int, rows: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        base = _mix32(np.uint32(seed & 0xFFFFFFFF) ^ _mix32(np.uint32(stream) * _GOLDEN))
-        return _mix32(rows.astype(np.uint32) * _GOLDEN + base)
-
-
-def hash_bits(seed: int, stream: int, rows: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """32 random bits for each (row, position) pair; ``rows`` and
-    ``positions`` broadcast together (pass ``rows[:, None]`` for a table).
-
-    For one row the map from position to bits is a bijection, so a row never
-    sees the same word twice within 2**32 positions.
-    """
-    keys = _row_keys(seed, stream, np.asarray(rows))
-    with np.errstate(over="ignore"):
-        x = _mix32(keys ^ (np.asarray(positions, np.uint32) * _GOLDEN))
-        return _mix32(x + keys)
 
 
 def _uniform_open(bits: np.ndarray) -> np.ndarray:
     """Uniform doubles in (0, 1) from 32-bit words."""
     return (bits.astype(np.float64) + 0.5) * (1.0 / 4294967296.0)
-
-
-def _below(bits: np.ndarray, n: int) -> np.ndarray:
-    """Map 32-bit words onto [0, n) by a 64-bit multiply-high (no modulo bias
-    beyond 2**-32, integer arithmetic only)."""
-    return ((bits.astype(np.uint64) * np.uint64(n)) >> np.uint64(32)).astype(np.int64)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -147,6 +107,15 @@ class Connectivity:
 
 
 def check_capacity(n_synapses: int, max_row: int) -> None:
+    """Refuse a connectivity whose synapse positions pass the int32 range.
+
+    Args:
+      n_synapses: the number of stored synapses.
+      max_row: the length of the longest row.
+
+    Raises:
+      ValueError: ``n_synapses + max_row`` exceeds :data:`MAX_SYNAPSES`.
+    """
     # An event-driven gather reads a window of max_row positions from any row
     # start, so the last window must also stay inside int32.
     if n_synapses + max_row > MAX_SYNAPSES:
@@ -242,7 +211,7 @@ def fixed_prob(n_pre: int, n_post: int, prob: float, seed: int) -> Connectivity:
     all_counts, all_targets = [], []
     positions = np.arange(width, dtype=np.uint32)
     for rows in _row_chunks(n_pre, width):
-        bits = hash_bits(seed, _STREAM_PROB, rows[:, None], positions)
+        bits = hash_bits(seed, STREAM_PROB, rows[:, None], positions)
         t = np.cumsum(_gaps(bits, table) + 1, axis=1) - 1  # gaps <= n_post: int64 cannot overflow
         keep = t < n_post
         counts = keep.sum(axis=1)
@@ -252,7 +221,7 @@ def fixed_prob(n_pre: int, n_post: int, prob: float, seed: int) -> Connectivity:
         if unfinished.size:
             row_targets = [t[r][keep[r]] for r in range(len(rows))]
             for r in unfinished:
-                row_targets[r] = _bernoulli_row_targets(seed, int(rows[r]), n_post, table, _STREAM_PROB)
+                row_targets[r] = _bernoulli_row_targets(seed, int(rows[r]), n_post, table, STREAM_PROB)
                 counts[r] = row_targets[r].size
             all_targets.append(np.concatenate(row_targets).astype(np.int32))
         else:
@@ -298,7 +267,7 @@ def _fixed_count_rows(
     if not distinct:
         pos = np.arange(k, dtype=np.uint32)
         for rows in _row_chunks(n_rows, k):
-            out[rows] = np.sort(_below(hash_bits(seed, stream, rows[:, None], pos), n_range), axis=1)
+            out[rows] = np.sort(below(hash_bits(seed, stream, rows[:, None], pos), n_range), axis=1)
         return out, k
     if scheme == "smallest":
         cols = np.arange(n_range, dtype=np.uint32)
@@ -317,7 +286,7 @@ def _fixed_count_rows(
         short = []
         for chunk in _row_chunks(pending.size, width):
             rows = pending[chunk]
-            cand = _below(hash_bits(seed, stream, rows[:, None], pos), n_range)
+            cand = below(hash_bits(seed, stream, rows[:, None], pos), n_range)
             order = np.argsort(cand, axis=1, kind="stable")
             ranked = np.take_along_axis(cand, order, axis=1)
             first = np.ones_like(ranked, dtype=bool)
@@ -340,7 +309,7 @@ def fixed_num_per_pre_window(n_pre: int, n_post: int, k: int, seed: int, distinc
     (for the ``'first'`` scheme, found by generating each row once without
     storing it; time proportional to the synapses, memory to one chunk)."""
     _fixed_count_check(k, n_post, distinct, "conn_num", "postsynaptic")
-    return _fixed_count_rows(seed, n_pre, n_post, k, distinct, _STREAM_COUNT, store=False)[1]
+    return _fixed_count_rows(seed, n_pre, n_post, k, distinct, STREAM_COUNT, store=False)[1]
 
 
 def _fixed_count_check(k: int, n_range: int, distinct: bool, name: str, side: str) -> None:
@@ -381,7 +350,7 @@ def fixed_num_per_pre(n_pre: int, n_post: int, k: int, seed: int, distinct: bool
     """
     _fixed_count_check(k, n_post, distinct, "conn_num", "postsynaptic")
     _check_count_capacity(n_pre, k, "conn_num")
-    targets, _ = _fixed_count_rows(seed, n_pre, n_post, k, distinct, _STREAM_COUNT)
+    targets, _ = _fixed_count_rows(seed, n_pre, n_post, k, distinct, STREAM_COUNT)
     return _from_rows(n_pre, n_post, np.full(n_pre, k, np.int64), targets.reshape(-1))
 
 
@@ -399,7 +368,7 @@ def fixed_num_per_post(n_pre: int, n_post: int, k: int, seed: int, distinct: boo
     """
     _fixed_count_check(k, n_pre, distinct, "conn_num", "presynaptic")
     _check_count_capacity(n_post, k, "conn_num")
-    sources, _ = _fixed_count_rows(seed, n_post, n_pre, k, distinct, _STREAM_COUNT)
+    sources, _ = _fixed_count_rows(seed, n_post, n_pre, k, distinct, STREAM_COUNT)
     post = np.repeat(np.arange(n_post, dtype=np.int32), k)
     conn, _ = from_indices(sources.reshape(-1), post, n_pre, n_post)
     return conn
@@ -411,7 +380,7 @@ def keep_afferent_rows(conn: Connectivity, ratio: float, seed: int) -> Connectiv
     ratio = _checks.probability(ratio, "afferent_ratio")
     if ratio == 1.0:
         return conn
-    bits = hash_bits(seed, _STREAM_AFFERENT, np.arange(conn.n_pre), np.zeros(conn.n_pre, np.uint32))
+    bits = hash_bits(seed, STREAM_AFFERENT, np.arange(conn.n_pre), np.zeros(conn.n_pre, np.uint32))
     keep_row = _uniform_open(bits) < ratio
     counts = np.where(keep_row, conn.row_lengths, 0)
     keep_syn = np.repeat(keep_row, conn.row_lengths)
@@ -449,6 +418,12 @@ def from_indices(pre, post, n_pre: int, n_post: int) -> tuple[Connectivity, np.n
 
 
 def warn_if_empty(conn: Connectivity, what: str) -> None:
+    """Warn (``UserWarning``) when ``conn`` realised no synapse at all.
+
+    Args:
+      conn: the connectivity just built.
+      what: the name of the layer that built it, for the message.
+    """
     if conn.n_synapses == 0:
         warnings.warn(
             f"{what} realised no synapse at all (n_pre={conn.n_pre}, n_post={conn.n_post}): "

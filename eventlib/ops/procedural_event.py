@@ -29,7 +29,7 @@ from jax.interpreters import ad, batching
 
 from .. import _checks
 from ..connectivity import procedural as rows
-from ..connectivity import stored as conn_lib
+from ..connectivity.procedural import Rule, expected_synapses, make_rule, stored_connectivity
 from ._dispatch import (
     HIGHEST,
     active_indices,
@@ -41,19 +41,17 @@ from ._dispatch import (
 )
 from .dense_event import spike_values
 
-__all__ = ["procedural_event_matmul", "procedural_to_dense", "procedural_matmul_reference", "make_rule", "Rule"]
-
-Rule = rows.Rule
-make_rule = rows.make_rule
-
-
-def stored_connectivity(rule: Rule) -> conn_lib.Connectivity:
-    """The stored (CSR) form of the same matrix, built in NumPy."""
-    if rule.scheme == "all":
-        return conn_lib.fixed_prob(rule.n_pre, rule.n_post, 1.0, rule.seed)
-    if rule.scheme == "prob":
-        return conn_lib.fixed_prob(rule.n_pre, rule.n_post, rule.prob, rule.seed)
-    return conn_lib.fixed_num_per_pre(rule.n_pre, rule.n_post, rule.k, rule.seed, distinct=rule.scheme != "multi")
+# The rule (how rows are drawn) lives in eventlib.connectivity.procedural; its
+# names are re-exported here, beside the product that takes it.
+__all__ = [
+    "procedural_event_matmul",
+    "procedural_to_dense",
+    "procedural_matmul_reference",
+    "make_rule",
+    "Rule",
+    "expected_synapses",
+    "stored_connectivity",
+]
 
 
 def procedural_to_dense(rule: Rule, table, weight=1.0):
@@ -447,13 +445,3 @@ def _seed_operand(seed):
     if seed.shape != () or seed.dtype != jnp.uint32:
         raise TypeError(f"seed must be an int or a uint32 scalar array, got {seed.dtype} {seed.shape}")
     return seed
-
-
-def expected_synapses(rule: Rule) -> float:
-    """Exact for fixed counts and probability 1; ``n_pre * n_post * prob``
-    (the mean) for a probability."""
-    if rule.scheme == "all":
-        return float(rule.n_pre * rule.n_post)
-    if rule.scheme == "prob":
-        return float(rule.n_pre * rule.n_post * rule.prob)
-    return float(rule.n_pre * rule.k)
