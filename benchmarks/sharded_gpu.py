@@ -14,11 +14,12 @@ no host array of 10^9 synapses is ever made. To make the matrix the same
 whatever the device count, the targets are block-structured: row ``i``'s
 ``fan`` synapses are split into ``B`` equal groups (``B`` = the largest
 device count of the run), group ``b`` drawing its targets uniformly (with
-repeats) from the ``b``-th of ``B`` equal column ranges, by an integer hash
-of (seed, row, position). Device ``k`` of ``d`` then owns groups ``[k B/d,
-(k + 1) B/d)``: exactly ``fan / d`` synapses per row, no padding. (A
-uniform draw over all columns would give each device a binomial share; for
-timing, the difference is the padding that ``eventlib.shard_csr`` adds.)
+repeats) from the ``b``-th of ``B`` equal column ranges, by the library's
+counter-based hash of (seed, row, position). Device ``k`` of ``d`` then
+owns groups ``[k B/d, (k + 1) B/d)``: exactly ``fan / d`` synapses per row,
+no padding. (A uniform draw over all columns would give each device a
+binomial share; for timing, the difference is the padding that
+``eventlib.shard_csr`` adds.)
 
 Cases:
 
@@ -63,6 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import eventlib  # noqa: E402
 from eventlib import sharding  # noqa: E402
 from eventlib.bench._main import median_seconds  # noqa: E402
+from eventlib.connectivity import hashing  # noqa: E402
 from eventlib.ops import csr_event_matmul  # noqa: E402
 
 N_PATTERNS = 8
@@ -102,25 +104,15 @@ def memory_per_device(mesh) -> list[dict]:
 # -- connectivity built on the devices -----------------------------------------
 
 
-def _mix(x):
-    """A 32-bit integer hash (lowbias32): uint32 in, uint32 out."""
-    x = x ^ (x >> 16)
-    x = x * jnp.uint32(0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = x * jnp.uint32(0x846CA68B)
-    return x ^ (x >> 16)
-
-
 def block_targets(rows, positions, *, seed, fan, n_post, blocks):
     """Targets of ``(rows[:, None], positions[None, :])``: position ``j``
     belongs to group ``j // (fan / blocks)`` and draws uniformly from that
-    group's range of ``n_post / blocks`` columns."""
+    group's range of ``n_post / blocks`` columns, by the library's hash
+    (:mod:`eventlib.connectivity.hashing`, the stream of fixed counts)."""
     width = n_post // blocks
     group = positions // (fan // blocks)
-    salt = jnp.uint32(seed * 0x9E3779B9 & 0xFFFFFFFF)
-    h = _mix(_mix(rows.astype(jnp.uint32)[:, None] ^ salt) + positions.astype(jnp.uint32)[None, :])
-    offset = h % jnp.uint32(width)  # bias below width / 2**32: negligible here
-    return group[None, :] * width + offset.astype(jnp.int32)
+    bits = hashing.hash_bits(seed, hashing.STREAM_COUNT, rows[:, None], positions[None, :], xp=jnp)
+    return group[None, :] * width + hashing.below(bits, width, jnp)
 
 
 def sharded_block_csr(mesh, *, n_pre, n_post, fan, seed, blocks, interleave=None):
