@@ -181,7 +181,13 @@ def below(bits, n: int):
 
 
 def geometric_gaps(table, bits):
-    """Entries of ``table`` that are ``<= bits``: int32 gaps in ``[0, len(table)]``."""
+    """Entries of ``table`` that are ``<= bits``: int32 gaps in ``[0, len(table)]``.
+
+    Args:
+      table: the uint32 threshold table of the rule
+        (:func:`eventlib.connectivity.geometric_table`).
+      bits: uint32 draws from :func:`hash_bits`.
+    """
     if table.shape[0] == 0:
         return jnp.zeros(bits.shape, jnp.int32)
     return jnp.searchsorted(table, bits, side="right").astype(jnp.int32)
@@ -190,7 +196,11 @@ def geometric_gaps(table, bits):
 def new_scratch(rule: Rule):
     """Working memory the row generator threads through a loop: for
     ``'first'``, one int32 stamp per target (``O(n_post)``, reused for every
-    row) and the number of rows stamped so far."""
+    row) and the number of rows stamped so far.
+
+    Args:
+      rule: the :class:`Rule`.
+    """
     if rule.scheme == "first":
         return jnp.zeros((rule.n_post,), jnp.int32), jnp.int32(0)
     return jnp.zeros((0,), jnp.int32), jnp.int32(0)
@@ -204,6 +214,15 @@ def fold_row(rule: Rule, table, row, fn, carry, scratch, base=None):
     synapses (out of bounds: scatters drop them, filled gathers read 0).
     Repeated targets (``'multi'``) are separate synapses. Returns
     ``(carry, scratch)``.
+
+    Args:
+      rule, table: the :class:`Rule` and its threshold table.
+      row: the presynaptic row, an int32 scalar (may be traced).
+      fn: ``fn(targets, carry) -> carry``, called once per block.
+      carry: the initial value folded over.
+      scratch: from :func:`new_scratch`, threaded from row to row.
+      base: the row key base of the seed operand (:func:`row_key_base`);
+        default the rule's own seed.
     """
     n_post = rule.n_post
     if rule.scheme == "all":
@@ -275,10 +294,18 @@ def fold_row(rule: Rule, table, row, fn, carry, scratch, base=None):
 
 def max_row_bound(rule: Rule) -> int:
     """Targets one row can have at most (the ``'prob'`` window is a typical
-    bound, not a hard one: rows continue)."""
+    bound, not a hard one: rows continue).
+
+    Args:
+      rule: the :class:`Rule`.
+    """
     return {"all": rule.n_post, "prob": rule.width}.get(rule.scheme, rule.k)
 
 
 def search_steps(n: int) -> int:
-    """Halvings a binary search over ``n`` entries needs to finish."""
+    """Halvings a binary search over ``n`` entries needs to finish.
+
+    Args:
+      n: the number of entries searched.
+    """
     return max(1, math.ceil(math.log2(n + 1)))

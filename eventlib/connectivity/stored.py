@@ -338,6 +338,14 @@ def _check_count_capacity(n_rows: int, k: int, name: str) -> None:
         )
 
 
+def _checked_count_rows(seed: int, n_rows: int, n_range: int, k: int, distinct: bool, side: str) -> np.ndarray:
+    """The flat ``(n_rows * k,)`` partners of a fixed count, after the checks
+    both directions share (``side`` names the partners in messages)."""
+    _fixed_count_check(k, n_range, distinct, "conn_num", side)
+    _check_count_capacity(n_rows, k, "conn_num")
+    return _fixed_count_rows(seed, n_rows, n_range, k, distinct, STREAM_COUNT)[0].reshape(-1)
+
+
 def fixed_num_per_pre(n_pre: int, n_post: int, k: int, seed: int, distinct: bool = True) -> Connectivity:
     """Every presynaptic neuron has exactly ``k`` targets (fixed fan-out).
 
@@ -348,10 +356,8 @@ def fixed_num_per_pre(n_pre: int, n_post: int, k: int, seed: int, distinct: bool
       distinct: True draws ``k`` distinct targets; False draws with
         replacement (a pair may repeat).
     """
-    _fixed_count_check(k, n_post, distinct, "conn_num", "postsynaptic")
-    _check_count_capacity(n_pre, k, "conn_num")
-    targets, _ = _fixed_count_rows(seed, n_pre, n_post, k, distinct, STREAM_COUNT)
-    return _from_rows(n_pre, n_post, np.full(n_pre, k, np.int64), targets.reshape(-1))
+    targets = _checked_count_rows(seed, n_pre, n_post, k, distinct, "postsynaptic")
+    return _from_rows(n_pre, n_post, np.full(n_pre, k, np.int64), targets)
 
 
 def fixed_num_per_post(n_pre: int, n_post: int, k: int, seed: int, distinct: bool = True) -> Connectivity:
@@ -366,11 +372,9 @@ def fixed_num_per_post(n_pre: int, n_post: int, k: int, seed: int, distinct: boo
       distinct: True draws ``k`` distinct inputs; False draws with
         replacement (a pair may repeat).
     """
-    _fixed_count_check(k, n_pre, distinct, "conn_num", "presynaptic")
-    _check_count_capacity(n_post, k, "conn_num")
-    sources, _ = _fixed_count_rows(seed, n_post, n_pre, k, distinct, STREAM_COUNT)
+    sources = _checked_count_rows(seed, n_post, n_pre, k, distinct, "presynaptic")
     post = np.repeat(np.arange(n_post, dtype=np.int32), k)
-    conn, _ = from_indices(sources.reshape(-1), post, n_pre, n_post)
+    conn, _ = from_indices(sources, post, n_pre, n_post)
     return conn
 
 
