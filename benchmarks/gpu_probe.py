@@ -23,10 +23,10 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from eventlib.bench._main import median_seconds
 from jax import lax
 
 from eventlib import connectivity
-from eventlib.bench._main import median_seconds
 from eventlib.ops import csr_event_matmul, event_matmul
 
 N_PATTERNS = 16

@@ -1,11 +1,7 @@
-#!/usr/bin/env python
 """The large cases on one GPU: 10^9 stored synapses, procedural against
 stored connectivity, and 10^10 procedural synapses.
 
-Usage::
-
-    python benchmarks/scale_gpu.py --out benchmarks/results/scale_h200.json
-    python benchmarks/scale_gpu.py --quick          # small sizes, any device
+The command line is ``benchmarks/scale_gpu.py``.
 
 Cases (batch 1, in-graph medians as in ``python -m eventlib.bench``):
 
@@ -35,12 +31,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import eventlib
-from eventlib.bench._main import Method, device_name, measure, versions
-from eventlib.ops import csr_event_matmul
+from ..layers import EventFixedProb
+from ..ops import csr_event_matmul, which_path
+from .harness import Method, device_name, versions
+from .harness import log as _log
+from .operators import measure
 
 
 def memory_in_use() -> dict:
+    """``bytes_in_use`` and ``peak_bytes_in_use`` of the first local device."""
     stats = jax.local_devices()[0].memory_stats() or {}
     return {k: stats.get(k) for k in ("bytes_in_use", "peak_bytes_in_use")}
 
@@ -55,10 +54,13 @@ def patterns_of(rng, n: int, rate: float, count: int):
 
 
 def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    """Progress on stdout (this script's log is its output)."""
+    _log(msg, file=sys.stdout)
 
 
-def timed_row(case, method, patterns, events, args, **extra) -> dict:
+def timed_row(case, method, patterns, events, args, **extra) -> tuple[dict, np.ndarray]:
+    """The row of ``method`` timed on ``patterns`` (``events`` synaptic
+    events per call), and its first output."""
     r = measure(method, patterns, args.reps, args.budget)
     out = r.pop("first_out")
     row = {"case": case, "method": method.name, "events_per_call": events, **r, **extra}
@@ -70,10 +72,11 @@ def timed_row(case, method, patterns, events, args, **extra) -> dict:
 
 
 def procedural_huge(args, rng, rows):
+    """Case 1: 10^10 procedural synapses, with the device memory in use."""
     n, prob = args.huge_n, args.huge_prob
     log(f"procedural: n = {n}, prob = {prob} ({n * n * prob:.3g} synapses expected)")
     before = memory_in_use()
-    layer = eventlib.EventFixedProb(n, n, prob, conn_weight=0.5, seed=1, procedural=True)
+    layer = EventFixedProb(n, n, prob, conn_weight=0.5, seed=1, procedural=True)
     held = sum(int(a.nbytes) for a in layer.connectivity.value.values())
     after = memory_in_use()
     for rate in args.huge_rates:
@@ -86,13 +89,14 @@ def procedural_huge(args, rng, rows):
 
 
 def procedural_vs_stored(args, rng, rows):
+    """Case 2: the same layer procedural and stored; time per synaptic event."""
     n, prob = args.both_n, args.both_prob
     log(f"procedural against stored: n = {n}, prob = {prob}")
     patterns, k = patterns_of(rng, n, args.both_rate, args.patterns)
     outs = {}
     for procedural in (False, True):
         t0 = time.perf_counter()
-        layer = eventlib.EventFixedProb(n, n, prob, conn_weight=0.5, seed=2, procedural=procedural)
+        layer = EventFixedProb(n, n, prob, conn_weight=0.5, seed=2, procedural=procedural)
         build_s = time.perf_counter() - t0
         form = "procedural" if procedural else "stored"
         held = sum(int(a.nbytes) for a in layer.connectivity.value.values())
@@ -109,6 +113,7 @@ def procedural_vs_stored(args, rng, rows):
 
 
 def stored_billion(args, rng, rows):
+    """Case 3: 10^9 stored synapses, against XLA's scatter-add of the same events."""
     n, k = args.big_n, args.big_k
     log(f"stored: n = {n}, {k} targets each ({n * k:.3g} synapses)")
     key = jax.random.PRNGKey(3)
@@ -195,8 +200,9 @@ def table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_args(argv=None):
+    """The command line of ``benchmarks/scale_gpu.py``."""
+    ap = argparse.ArgumentParser(prog="benchmarks/scale_gpu.py", description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path("scale.json"))
     ap.add_argument("--patterns", type=int, default=4)
     ap.add_argument("--reps", type=int, default=10)
@@ -216,6 +222,19 @@ def main(argv=None) -> int:
     if args.quick:
         args.huge_n, args.both_n, args.big_n, args.big_k = 20000, 5000, 20000, 100
         args.patterns, args.reps, args.budget = 2, 3, 0.2
+    return args
+
+
+def run(args) -> dict:
+    """Runs the cases ``args.cases`` and writes ``args.out`` (JSON, after
+    every case) and a markdown table beside it.
+
+    Args:
+        args: the parsed command line of ``benchmarks/scale_gpu.py``.
+
+    Returns:
+        the result: command, date, device, versions and rows.
+    """
     rng = np.random.default_rng(0)
     rows: list[dict] = []
     result = {
@@ -223,7 +242,7 @@ def main(argv=None) -> int:
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "device": device_name(),
         "backend": jax.default_backend(),
-        "path": eventlib.which_path(),
+        "path": which_path(),
         "versions": versions(),
         "rows": rows,
     }
@@ -234,8 +253,4 @@ def main(argv=None) -> int:
         args.out.write_text(json.dumps(result, indent=1, default=str) + "\n")  # partial results survive
     args.out.with_suffix(".md").write_text(table(result))
     log(f"wrote {args.out} and {args.out.with_suffix('.md')}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return result

@@ -1,13 +1,8 @@
-#!/usr/bin/env python
 """The sharded operators and a sharded COBA network on 1, 2, 4, ... devices:
 time, memory per device and bytes communicated, beside the scaling model of
 :mod:`eventlib.sharding`.
 
-Usage::
-
-    python benchmarks/sharded_gpu.py                       # every device count up to jax.device_count()
-    python benchmarks/sharded_gpu.py --devices 1 2 --out benchmarks/results/sharded_h200x2.json
-    python benchmarks/sharded_gpu.py --quick               # small sizes: a smoke run (CPU host devices too)
+The command line is ``benchmarks/sharded_gpu.py``.
 
 Connectivity is built on the devices, each device drawing its own block, so
 no host array of 10^9 synapses is ever made. To make the matrix the same
@@ -15,7 +10,9 @@ whatever the device count, the targets are block-structured: row ``i``'s
 ``fan`` synapses are split into ``B`` equal groups (``B`` = the largest
 device count of the run), group ``b`` drawing its targets uniformly (with
 repeats) from the ``b``-th of ``B`` equal column ranges, by an integer hash
-of (seed, row, position). Device ``k`` of ``d`` then owns groups ``[k B/d,
+of (seed, row, position) (eventlib's counter hash,
+:func:`eventlib.connectivity.procedural.mix32`). Device ``k`` of ``d`` then
+owns groups ``[k B/d,
 (k + 1) B/d)``: exactly ``fan / d`` synapses per row, no padding. (A
 uniform draw over all columns would give each device a binomial share; for
 timing, the difference is the padding that ``eventlib.shard_csr`` adds.)
@@ -27,7 +24,7 @@ Cases:
 - ``csr``: ``sharded_csr_event_matmul``, scalar weight, outputs left split.
 - ``csr-large``: a stored form past one device's limit (more than 2**31
   synapses: int32 offsets): one device refuses it, several run it.
-- ``coba``: the Vogels-Abbott network of ``benchmarks/coba.py`` with the
+- ``coba``: the Vogels-Abbott network of :mod:`eventlib.bench.coba` with the
   neurons split over the devices: each step all-gathers the new spikes (n
   bools) and each device adds its synapses' events into its own neurons'
   conductances. Excitatory and inhibitory inputs share one product: target
@@ -58,22 +55,17 @@ from jax import lax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import eventlib  # noqa: E402
-from eventlib import sharding  # noqa: E402
-from eventlib.bench._main import median_seconds  # noqa: E402
-from eventlib.ops import csr_event_matmul  # noqa: E402
+from .. import __version__, sharding
+from ..connectivity.procedural import mix32
+from ..ops import csr_event_matmul
+from . import coba
+from .harness import log, median_seconds, timed
 
 N_PATTERNS = 8
 COLLECTIVE = re.compile(
     r"=\s*(\w+)\[([\d,]*)\][^=]*?\b(all-gather|all-reduce|collective-permute|all-to-all)(?:-start)?\("
 )
 DTYPE_BYTES = {"pred": 1, "s8": 1, "u8": 1, "s32": 4, "u32": 4, "f32": 4, "bf16": 2, "f16": 2}
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def collective_bytes(compiled_text: str) -> list[dict]:
@@ -92,6 +84,7 @@ def median_s(fn, *args, reps: int) -> float:
 
 
 def memory_per_device(mesh) -> list[dict]:
+    """Memory statistics of each device of ``mesh``."""
     rows = []
     for dev in mesh.devices.flat:
         stats = dev.memory_stats() or {}
@@ -102,15 +95,6 @@ def memory_per_device(mesh) -> list[dict]:
 # -- connectivity built on the devices -----------------------------------------
 
 
-def _mix(x):
-    """A 32-bit integer hash (lowbias32): uint32 in, uint32 out."""
-    x = x ^ (x >> 16)
-    x = x * jnp.uint32(0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = x * jnp.uint32(0x846CA68B)
-    return x ^ (x >> 16)
-
-
 def block_targets(rows, positions, *, seed, fan, n_post, blocks):
     """Targets of ``(rows[:, None], positions[None, :])``: position ``j``
     belongs to group ``j // (fan / blocks)`` and draws uniformly from that
@@ -118,7 +102,7 @@ def block_targets(rows, positions, *, seed, fan, n_post, blocks):
     width = n_post // blocks
     group = positions // (fan // blocks)
     salt = jnp.uint32(seed * 0x9E3779B9 & 0xFFFFFFFF)
-    h = _mix(_mix(rows.astype(jnp.uint32)[:, None] ^ salt) + positions.astype(jnp.uint32)[None, :])
+    h = mix32(mix32(rows.astype(jnp.uint32)[:, None] ^ salt) + positions.astype(jnp.uint32)[None, :])
     offset = h % jnp.uint32(width)  # bias below width / 2**32: negligible here
     return group[None, :] * width + offset.astype(jnp.int32)
 
@@ -178,6 +162,7 @@ def rel_diff(a, b) -> float:
 
 
 def bench_dense(args, counts, rows):
+    """``sharded_event_matmul`` at every device count, batch and rate."""
     n = args.dense_n
     first = {}
     for d in counts:
@@ -221,6 +206,8 @@ def _refusal_probe(spikes, indptr, indices, *, n_post, max_row):
 
 
 def bench_csr(args, counts, rows, *, n, fan, label):
+    """``sharded_csr_event_matmul`` at every device count and rate; a device
+    count whose blocks pass int32 positions is recorded as refused."""
     blocks = max(counts)
     first = {}
     for d in counts:
@@ -283,11 +270,10 @@ def bench_csr(args, counts, rows, *, n, fan, label):
 
 def coba_runner(p, mesh, csr, *, n_steps, unroll, synapses=True):
     """A compiled function running ``n_steps`` steps of the COBA network of
-    ``benchmarks/coba.py`` with the neurons split over ``mesh``; returns the
+    :mod:`eventlib.bench.coba` with the neurons split over ``mesh``; returns the
     final state and the per-neuron spike counts (both split). With
     ``synapses=False`` the product is left out (the neurons and the
     all-gather alone: the part of a step that the synapses do not explain)."""
-    import coba
 
     axis = mesh.axis_names[0]
     n_local = p.n // mesh.devices.size
@@ -318,7 +304,8 @@ def coba_runner(p, mesh, csr, *, n_steps, unroll, synapses=True):
 
 
 def bench_coba(args, counts, rows):
-    import coba
+    """The sharded COBA network at every size and device count, with and
+    without its synapses."""
 
     blocks = max(counts)
     for n in args.coba_sizes:
@@ -372,9 +359,7 @@ def bench_coba(args, counts, rows):
 
 
 def _timed(fn, *args):
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(fn(*args))
-    return out, time.perf_counter() - t0
+    return timed(lambda: fn(*args))
 
 
 def bench_gather(args, counts, rows):
@@ -423,6 +408,7 @@ def model_rows(rows):
 
 
 def table(rows) -> str:
+    """The operator rows and the network rows as markdown tables."""
     lines = [
         "| case | n | batch / fan | activity | devices | time | model t(1)/d | connectivity or weight per device "
         "| communicated per call |",
@@ -468,7 +454,8 @@ def table(rows) -> str:
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """The command line of ``benchmarks/sharded_gpu.py``."""
+    ap = argparse.ArgumentParser(prog="benchmarks/sharded_gpu.py", description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, nargs="+", help="device counts (default: 1, 2, 4, ... up to all)")
     ap.add_argument(
         "--cases",
@@ -494,8 +481,17 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def run(args) -> int:
+    """Runs the cases ``args.cases`` on the device counts ``args.devices``
+    (default 1, 2, 4, ... up to all), prints the table and writes
+    ``args.out`` (JSON) and a markdown table beside it.
+
+    Args:
+        args: the parsed command line of ``benchmarks/sharded_gpu.py``.
+
+    Returns:
+        the exit status: 1 when a case failed, else 0.
+    """
     available = jax.device_count()
     counts = args.devices or [d for d in (1, 2, 4, 8, 16) if d <= available]
     if max(counts) > available:
@@ -529,7 +525,7 @@ def main(argv=None) -> int:
             "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "devices": [f"{d} ({d.device_kind})" for d in jax.devices()],
             "device_counts": counts,
-            "versions": {"python": platform.python_version(), "jax": jax.__version__, "eventlib": eventlib.__version__},
+            "versions": {"python": platform.python_version(), "jax": jax.__version__, "eventlib": __version__},
             "env": {k: os.environ.get(k) for k in ("XLA_FLAGS", "NCCL_NVLS_ENABLE", "XLA_PYTHON_CLIENT_PREALLOCATE")},
         }
         out = Path(args.out)
@@ -541,7 +537,3 @@ def main(argv=None) -> int:
         )
         log(f"wrote {out} and {out.with_suffix('.md')}")
     return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
