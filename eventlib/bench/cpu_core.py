@@ -1,12 +1,7 @@
-#!/usr/bin/env python
 """CPU benchmark of eventlib's core operators, side by side with the peer
 (brainstate >= 0.6 with brainevent >= 0.3) in one process.
 
-Usage::
-
-    python benchmarks/cpu_core.py                 # full run (minutes, several GB)
-    python benchmarks/cpu_core.py --quick         # smoke run at small sizes
-    python benchmarks/cpu_core.py --out benchmarks/results/cpu_core.json
+The command line is ``benchmarks/cpu_core.py``.
 
 Every measured function is jitted once per (case, method); spike vectors of
 every rate go through that one compiled function (a trace counter and JAX's
@@ -18,39 +13,29 @@ several precomputed spike patterns. See benchmarks/README.md for the columns.
 from __future__ import annotations
 
 import argparse
-import datetime
 import gc
-import importlib.metadata
 import json
 import math
-import os
-import platform
-import re
-import shlex
-import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import brainstate
+import jax
+import jax.numpy as jnp
 import numpy as np
+from jax.experimental import sparse as jsparse
 
-warnings.filterwarnings("ignore", category=DeprecationWarning)  # brainstate 0.6 uses deprecated brainevent names
-
-import brainstate  # noqa: E402  (eventlib depends on it)
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-from jax.experimental import sparse as jsparse  # noqa: E402
-
-import eventlib  # noqa: E402
+from ..layers import EventFixedProb, EventLinear
+from ..ops import csr_event_matmul, event_matmul
+from .harness import Method, load_peer, time_calls
+from .harness import environment as _environment
 
 RATES = (0.001, 0.01, 0.05, 0.2)
 N_PATTERNS = 8
 WEIGHT = 0.5  # scalar synaptic weight: a dyadic value, so sparse sums are exact in float32
-HERE = Path(__file__).resolve().parent
 
 try:  # optional progress bar; never a dependency
     from tqdm import tqdm as _tqdm
@@ -62,84 +47,25 @@ except ImportError:  # pragma: no cover - depends on the environment
 # Environment
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _major_minor(v: str | None) -> tuple[int, int]:
-    nums = [int(x) for x in re.findall(r"\d+", v or "")[:2]]
-    return tuple(nums + [0] * (2 - len(nums)))  # type: ignore[return-value]
-
-
-def load_peer(disabled: bool):
-    """The peer modules, or None and the reason it is skipped."""
-    if disabled:
-        return None, "peer disabled with --no-peer"
-    bs_v, be_v = _version("brainstate"), _version("brainevent")
-    if be_v is None:
-        return None, "brainevent is not installed (the peer needs brainstate>=0.6 + brainevent>=0.3, Python>=3.12)"
-    if _major_minor(bs_v) < (0, 6) or _major_minor(be_v) < (0, 3):
-        return None, (
-            f"installed brainstate {bs_v} / brainevent {be_v}; the peer measured here is "
-            "brainstate>=0.6 + brainevent>=0.3 (Python>=3.12)"
-        )
-    try:
-        import brainevent
-        import numba  # noqa: F401  (brainevent's default CPU backend)
-    except Exception as exc:  # pragma: no cover - depends on the environment
-        return None, f"peer import failed: {type(exc).__name__}: {exc}"
-    return brainevent, None
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def git_state() -> dict:
-    try:
-        root = Path(eventlib.__file__).resolve().parent.parent
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "eventlib"], cwd=root, capture_output=True, text=True, timeout=10
-        )
-        if head.returncode == 0:
-            return {"commit": head.stdout.strip(), "eventlib_dirty": bool(dirty.stdout.strip())}
-    except Exception:
-        pass
-    return {}
-
-
 def environment(args) -> dict:
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        usable = os.cpu_count()
-    versions = {"python": platform.python_version(), "eventlib": eventlib.__version__}
-    for dist in ("jax", "jaxlib", "numpy", "brainstate", "brainevent", "numba", "brainunit", "braintools"):
-        versions[dist] = _version(dist)
-    return {
-        "command": shlex.join([sys.executable, *sys.argv]),
-        "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    """The run's environment and timing settings, in the fields of the
+    committed result files."""
+    env = _environment(
+        ("jax", "jaxlib", "numpy", "brainstate", "brainevent", "numba", "brainunit", "braintools"),
+        ("OPENBLAS_CORETYPE", "XLA_FLAGS", "JAX_PLATFORMS", "OMP_NUM_THREADS"),
+    )
+    versions = env["versions"]
+    versions = {"python": versions["python"], "eventlib": versions["eventlib (imported)"]} | {
+        k: v for k, v in versions.items() if k not in ("python", "eventlib (imported)")
+    }
+    git = {"commit": env["git_commit"], "eventlib_dirty": env["eventlib_dirty"]} if env["git_commit"] else {}
+    keys = ("command", "date_utc")
+    return {k: env[k] for k in keys} | {
         "quick": args.quick,
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": usable,
-        "platform": platform.platform(),
-        "jax_backend": jax.default_backend(),
-        "jax_devices": [str(d) for d in jax.devices()],
-        "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "XLA_FLAGS", "JAX_PLATFORMS", "OMP_NUM_THREADS")},
+        **{k: env[k] for k in ("cpu_model", "cpu_count", "cpus_usable", "platform", "jax_backend", "jax_devices")},
+        "env": env["env"],
         "versions": versions,
-        "eventlib_git": git_state(),
+        "eventlib_git": git,
         "layer_jit": args.layer_jit,
         "timing": {
             "min_time_s": args.min_time,
@@ -245,31 +171,6 @@ class CompileCounter:
             self.count += 1
 
 
-def time_calls(call, patterns, min_time: float, min_calls: int, max_calls: int) -> dict:
-    """Median etc. of per-call wall times, cycling through ``patterns``."""
-    times = []
-    start = time.perf_counter()
-    i = 0
-    while True:
-        x = patterns[i % len(patterns)]
-        t0 = time.perf_counter()
-        jax.block_until_ready(call(x))
-        times.append(time.perf_counter() - t0)
-        i += 1
-        if len(times) >= max_calls:
-            break
-        if len(times) >= min_calls and time.perf_counter() - start >= min_time:
-            break
-    ms = np.asarray(times) * 1e3
-    return {
-        "calls": int(ms.size),
-        "median_ms": float(np.median(ms)),
-        "p10_ms": float(np.percentile(ms, 10)),
-        "p90_ms": float(np.percentile(ms, 90)),
-        "min_ms": float(ms.min()),
-    }
-
-
 def warm_up(call, patterns, min_s: float = 0.1, max_s: float = 2.0) -> None:
     """Every pattern once and at least ``min_s`` of calls (thread pools and
     caches settle), but no more than ``max_s`` (after at least two calls)."""
@@ -304,17 +205,6 @@ def make_patterns(rng, n: int, batch: int, rate: float) -> tuple[list[np.ndarray
 
 # ---------------------------------------------------------------------------
 # Methods
-
-
-@dataclass
-class Method:
-    label: str
-    lib: str  # "dense", "eventlib", "peer", "jax.sparse"
-    build: Callable[[], tuple[Callable, int]]  # -> (call(spikes) -> out, bytes held)
-    reference: Callable[[np.ndarray], np.ndarray]  # spikes -> expected output
-    wrapper: str = "jax.jit"
-    note: str = ""
-    counter: list = field(default_factory=lambda: [0])
 
 
 def counted(body, counter):
@@ -397,8 +287,8 @@ class Bench:
         args = self.args
         base = {
             "case": case["id"],
-            "method": m.label,
-            "lib": m.lib,
+            "method": m.name,
+            "lib": m.family,
             "wrapper": m.wrapper,
             "n_pre": case["n"],
             "n_post": case["n"],
@@ -414,10 +304,10 @@ class Bench:
             first_call = time.perf_counter() - t0
         except Exception as exc:
             msg = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-            self.report.write(f"| {m.label} | build/first call failed: {msg} |")
+            self.report.write(f"| {m.name} | build/first call failed: {msg} |")
             self.rows.append({**base, "error": msg})
             for r in rates:
-                progress.step(f"{m.label} {fmt_rate(r)} (failed)")
+                progress.step(f"{m.name} {fmt_rate(r)} (failed)")
             return
         traces_first = m.counter[0]
         compiles_sweep = 0
@@ -448,10 +338,10 @@ class Bench:
                 row["speedup_vs_dense"] = dense / row["median_ms"]
             self.rows.append(row)
             self._print_row(row)
-            progress.step(f"{m.label} {fmt_rate(rate)}")
+            progress.step(f"{m.name} {fmt_rate(rate)}")
         retraced = m.counter[0] != traces_first or compiles_sweep > 0
         for row in self.rows:
-            if row["case"] == case["id"] and row["method"] == m.label:
+            if row["case"] == case["id"] and row["method"] == m.name:
                 row.update(retraced=retraced, traces=m.counter[0], compiles_during_sweep=compiles_sweep)
 
     def _dense_median(self, case_id: str, rate: float):
@@ -509,19 +399,19 @@ class Bench:
         rng = np.random.default_rng(self.args.seed + 1000 * int(case["id"][0]))
         patterns = {r: make_patterns(rng, case["n"], case["batch"], r) for r in RATES}
         patterns[1.0] = ([np.ones_like(patterns[RATES[0]][0][0])], case["n"])
-        n_steps = sum(len(RATES) + (1 if m.lib in all_active_for else 0) for m in methods)
+        n_steps = sum(len(RATES) + (1 if m.family in all_active_for else 0) for m in methods)
         progress = Progress(n_steps, f"case {case['id']}")
         rep.write("| " + " | ".join(self.ROW_HEADER) + " |")
         rep.write("|" + "---|" * len(self.ROW_HEADER))
         try:
             for m in methods:
-                self.run_method(case, m, patterns, progress, m.lib in all_active_for)
+                self.run_method(case, m, patterns, progress, m.family in all_active_for)
                 gc.collect()
         finally:
             progress.close()
         rep.write()
         self.cases[case["id"]] = {k: v for k, v in case.items()}
-        self.summarise_case(case, [m.label for m in methods])
+        self.summarise_case(case, [m.name for m in methods])
 
     def summarise_case(self, case: dict, labels: list[str]) -> None:
         rep = self.report
@@ -613,7 +503,7 @@ def linear_methods(bench: Bench, W, how: str) -> list[Method]:
     methods: list[Method] = []
 
     def add(label, lib, build, **kw):
-        m = Method(label, lib, None, ref, **kw)  # type: ignore[arg-type]
+        m = Method(label, lib, reference=ref, **kw)
         m.build = lambda: build(m)
         methods.append(m)
 
@@ -621,11 +511,11 @@ def linear_methods(bench: Bench, W, how: str) -> list[Method]:
     add(
         "eventlib event_matmul (op)",
         "eventlib",
-        lambda m: (jit_with_args(lambda s, w: eventlib.ops.event_matmul(s, w), m.counter, W), wbytes),
+        lambda m: (jit_with_args(lambda s, w: event_matmul(s, w), m.counter, W), wbytes),
     )
 
     def b_layer(m):
-        layer = eventlib.EventLinear(n, n, W)
+        layer = EventLinear(n, n, W)
         return jit_layer(layer, m.counter, how), int(layer.weight.value.nbytes)
 
     add("eventlib EventLinear (layer)", "eventlib", b_layer, wrapper=layer_wrapper_name(how))
@@ -658,7 +548,7 @@ def fixed_prob_methods(
     peer = bench.peer
     info = {}
     t0 = time.perf_counter()
-    layer = eventlib.EventFixedProb(n, n, conn_num=p, conn_weight=WEIGHT, seed=0)
+    layer = EventFixedProb(n, n, conn_num=p, conn_weight=WEIGHT, seed=0)
     jax.block_until_ready((layer.indptr, layer.indices))
     info["eventlib_build_s"] = time.perf_counter() - t0
     info["eventlib_synapses"] = layer.n_synapses
@@ -668,7 +558,7 @@ def fixed_prob_methods(
     methods: list[Method] = []
 
     def add(label, lib, build, reference, **kw):
-        m = Method(label, lib, None, reference, **kw)  # type: ignore[arg-type]
+        m = Method(label, lib, reference=reference, **kw)
         m.build = lambda: build(m)
         methods.append(m)
 
@@ -695,7 +585,7 @@ def fixed_prob_methods(
     def b_op(m):
         w = jnp.float32(WEIGHT)
         max_row = layer.max_row
-        f = lambda s, w, ip, ix: eventlib.ops.csr_event_matmul(s, w, ip, ix, n, max_row=max_row)  # noqa: E731
+        f = lambda s, w, ip, ix: csr_event_matmul(s, w, ip, ix, n, max_row=max_row)  # noqa: E731
         return jit_with_args(f, m.counter, w, layer.indptr, layer.indices), int(layer.nbytes)
 
     add("eventlib csr_event_matmul (op)", "eventlib", b_op, ref, note="connectivity passed as jit arguments")
@@ -914,7 +804,7 @@ def case4(bench: Bench) -> None:
     rep.write(f"## Case 4: construction, n = {n}, conn_num = {p}")
     rep.write()
     rep.write(
-        f"Issue target: eventlib.EventFixedProb({n}, {n}, conn_num={p}) builds in < 2 s "
+        f"Issue target: EventFixedProb({n}, {n}, conn_num={p}) builds in < 2 s "
         "(issue config n=20000; peer with allow_multi_conn=False measured 36.6 s)"
     )
     for note in quick_note(args):
@@ -923,7 +813,7 @@ def case4(bench: Bench) -> None:
 
     def ev(**kw):
         def make(r):
-            layer = eventlib.EventFixedProb(n, n, conn_weight=WEIGHT, seed=r, **kw)
+            layer = EventFixedProb(n, n, conn_weight=WEIGHT, seed=r, **kw)
             return layer, (layer.indptr, layer.indices)
 
         return make
@@ -1058,13 +948,13 @@ def case5(bench: Bench) -> None:
     """Scale demo: 10**6 neurons, 1e8 synapses."""
     args, rep = bench.args, bench.report
     n, p, rate = args.n_scale, args.p_scale, 0.001
-    rep.write(f"## Case 5: scale demo, eventlib.EventFixedProb({n}, {n}, conn_num={p:g})")
+    rep.write(f"## Case 5: scale demo, EventFixedProb({n}, {n}, conn_num={p:g})")
     rep.write()
     progress = Progress(4, "case 5")
     info: dict[str, Any] = {"case": "5", "n_pre": n, "n_post": n, "conn_num": p, "rate": rate, "batch": 1}
     try:
         t0 = time.perf_counter()
-        layer = eventlib.EventFixedProb(n, n, conn_num=p, conn_weight=WEIGHT, seed=0)
+        layer = EventFixedProb(n, n, conn_num=p, conn_weight=WEIGHT, seed=0)
         jax.block_until_ready((layer.indptr, layer.indices))
         info["build_s"] = time.perf_counter() - t0
         info["synapses"] = layer.n_synapses
@@ -1081,7 +971,7 @@ def case5(bench: Bench) -> None:
                 "eventlib csr_event_matmul (op)",
                 "jax.jit",
                 lambda c: jit_with_args(
-                    lambda s, w, ip, ix: eventlib.ops.csr_event_matmul(s, w, ip, ix, n, max_row=layer.max_row),
+                    lambda s, w, ip, ix: csr_event_matmul(s, w, ip, ix, n, max_row=layer.max_row),
                     c,
                     jnp.float32(WEIGHT),
                     layer.indptr,
@@ -1155,8 +1045,12 @@ def case5(bench: Bench) -> None:
 # ---------------------------------------------------------------------------
 
 
-def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(argv=None, results: Path = Path("benchmarks/results")):
+    """The command line of ``benchmarks/cpu_core.py``; ``--out`` defaults to
+    ``cpu_core.json`` (``cpu_core_quick.json`` with ``--quick``) in ``results``."""
+    ap = argparse.ArgumentParser(
+        prog="benchmarks/cpu_core.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="small sizes and few repeats (smoke test); skips case 5")
     ap.add_argument(
         "--out",
@@ -1212,7 +1106,7 @@ def parse_args(argv=None):
     if quick and args.cases == "1,2,3,4,5":
         args.case_list = ["1", "2", "3", "4"]
     if args.out is None:
-        args.out = HERE / "results" / ("cpu_core_quick.json" if quick else "cpu_core.json")
+        args.out = results / ("cpu_core_quick.json" if quick else "cpu_core.json")
     return args
 
 
@@ -1229,8 +1123,20 @@ def write_outputs(bench: Bench, env: dict, args, peer, reason) -> None:
     args.out.with_suffix(".md").write_text("\n".join(bench.report.lines) + "\n")
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def run(args) -> int:
+    """Runs the cases ``args.case_list``, printing the report as results
+    arrive and writing ``args.out`` (JSON) and the report beside it after
+    every case.
+
+    Args:
+        args: the result of :func:`parse_args`.
+
+    Returns:
+        0.
+    """
+    # brainstate 0.6 calls brainevent names that brainevent 0.3 deprecates:
+    # one warning per call would bury the report.
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     peer, reason = load_peer(args.no_peer)
     bench = Bench(args, peer, reason)
     env = environment(args)
@@ -1264,7 +1170,3 @@ def main(argv=None) -> int:
     write_outputs(bench, env, args, peer, reason)
     print(f"wrote {args.out} and {args.out.with_suffix('.md')}", file=sys.stderr)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
