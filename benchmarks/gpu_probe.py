@@ -23,10 +23,10 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from eventlib.bench._main import median_seconds
 from jax import lax
 
 from eventlib import connectivity
+from eventlib.bench import coba, median_seconds
 from eventlib.ops import csr_event_matmul, event_matmul
 
 N_PATTERNS = 16
@@ -257,15 +257,10 @@ def csr_tiling(sizes, fans, rates, full=False):
 
 
 def coba_tiling(sizes, duration=0.2, full=False):
-    """Time per step of the COBA network (benchmarks/coba.py, fused, unroll
+    """Time per step of the COBA network (eventlib.bench.coba, fused, unroll
     16) for several CSR tile sizes and row-program counts: in a network
     step the product runs at about 0.2% activity, where the number of
     programs, not the synapses, sets its cost."""
-    import pathlib
-
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-    import coba
-
     from eventlib.ops import sparse_event as se
 
     defaults = (se._CSR_TILE, dict(se._CSR_ROW_PROGRAMS), se._CSR_COMPACT)
@@ -301,11 +296,7 @@ def coba_copies(sizes, steps=160, unroll=16):
     copy of a whole output before each kernel call costs a read and a
     write of it on every step (it was 2.7 us per step at 400000 neurons,
     until each call got its own zero buffer: ``_dispatch.zeros_for_call``)."""
-    import pathlib
     import re
-
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-    import coba
 
     for n in sizes:
         p = coba.Coba(n=n)
@@ -328,9 +319,6 @@ def coba_profile(sizes, duration=0.1, top=12):
     import gzip
     import pathlib
     import tempfile
-
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-    import coba
 
     for n in sizes:
         p = coba.Coba(n=n)

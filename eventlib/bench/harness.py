@@ -22,6 +22,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from .. import __version__
+
 __all__ = [
     "Method",
     "call_times",
@@ -167,8 +169,6 @@ def major_minor(v: str | None) -> tuple[int, int]:
 def versions(dists: Sequence[str] = DISTRIBUTIONS) -> dict:
     """Python's version, the imported eventlib's, and each of ``dists``
     (None where not installed)."""
-    from .. import __version__
-
     out = {"python": platform.python_version(), "eventlib (imported)": __version__}
     out.update({dist: version(dist) for dist in dists})
     return out
