@@ -39,7 +39,7 @@ def in_graph_ms(fn, *args, reps=20):
     """Median time per pattern of ``fn`` mapped over N_PATTERNS patterns.
 
     ``lax.map`` is a while loop, and on a GPU each iteration waits for its
-    condition (24-39 us per iteration on an H200). With ``UNROLLED`` the
+    condition (benchmarks/KERNEL_NOTES.md, "What the harness costs"). With ``UNROLLED`` the
     patterns run as straight-line code instead, which times the kernels
     alone (for dense products XLA could then merge the independent dots
     that share a weight, so it is not used for them)."""
@@ -294,8 +294,8 @@ def coba_tiling(sizes, duration=0.2, full=False):
 def coba_copies(sizes, steps=160, unroll=16):
     """The copies XLA puts in the compiled COBA loop (fused, unroll 16): a
     copy of a whole output before each kernel call costs a read and a
-    write of it on every step (it was 2.7 us per step at 400000 neurons,
-    until each call got its own zero buffer: ``_dispatch.zeros_for_call``)."""
+    write of it on every step, which is why each kernel call gets its own
+    zero buffer (benchmarks/KERNEL_NOTES.md, "The benchmark harness")."""
     import re
 
     for n in sizes:
