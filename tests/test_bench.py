@@ -8,7 +8,7 @@ import pytest
 
 import eventlib
 from eventlib import bench
-from eventlib.bench import scale, sharded
+from eventlib.bench import cpu_core, scale, sharded
 
 
 def test_quick_run(tmp_path, capsys):
@@ -136,3 +136,26 @@ def test_sharded_block_targets_independent_of_device_count():
         dense.append(m)
     assert dense[0].sum() == n * fan
     assert np.array_equal(dense[0], dense[1]) and np.array_equal(dense[0], dense[2])
+
+
+def test_cpu_core_quick(tmp_path):
+    """``benchmarks/cpu_core.py`` (:mod:`eventlib.bench.cpu_core`) at tiny
+    sizes: cases 3 (both layers, batched; cases 1 and 2 run the same code
+    at batch 1) and 4 (construction) write rows without errors, results
+    equal the float64 references, and nothing is recompiled between rates."""
+    out = tmp_path / "cpu_core.json"
+    sizes = ["--n-linear", "64", "--n-sparse", "64", "--n-batched", "64", "--batch", "2", "--n-build", "64"]
+    timing = ["--min-time", "0", "--min-calls", "2", "--max-calls", "2"]
+    argv = ["--quick", "--no-peer", "--cases", "3,4", *sizes, *timing, "--out", str(out)]
+    args = cpu_core.parse_args(argv, results=tmp_path)
+    assert cpu_core.run(args) == 0
+    result = json.loads(out.read_text())
+    assert result["meta"]["cases_done"] == ["3", "4"] and result["meta"]["quick"]
+    assert not result["peer"]["available"]
+    rows = result["rows"]
+    assert {r["case"] for r in rows} == {"3a", "3b", "4"}
+    assert all("error" not in r for r in rows), [r for r in rows if "error" in r]
+    timed = [r for r in rows if "median_ms" in r]
+    assert timed and all(r["max_abs_diff"] <= 1e-5 * max(1.0, r["ref_max_abs"]) for r in timed)
+    assert not any(r["retraced"] for r in timed)
+    assert out.with_suffix(".md").read_text().startswith("# eventlib CPU benchmark (QUICK)")

@@ -87,3 +87,22 @@ def test_peer_runs(coba):
 
     counts = np.asarray(coba.peer_runner(net, 1)(jnp.arange(p.steps(DURATION), dtype=jnp.int32)))
     assert counts[0] > 10 and counts[1] > 10
+
+
+def test_benchmark_run(coba, tmp_path):
+    """``benchmarks/coba.py``'s run at a tiny size writes its JSON and table:
+    every formulation and the neurons alone, the best one marked, the
+    environment recorded."""
+    import json
+
+    out = tmp_path / "coba.json"
+    args = coba.parse_args(["--sizes", "200", "--duration", "0.02", "--unrolls", "1", "--no-peer"])
+    args.neurons_only, args.out = True, out
+    rows, checks = coba.run(args, brian_script=tmp_path / "unused.py")
+    assert checks == []
+    result = json.loads(out.read_text())
+    assert [r["variant"] for r in result["rows"]] == ["fused, unroll 1", "layers, unroll 1", "unroll 1"]
+    assert sum(bool(r.get("best_for_size")) for r in result["rows"]) == 1
+    assert result["environment"]["versions"]["eventlib"] and result["environment"]["seed"] == 1
+    assert "| eventlib | fused, unroll 1 | 200 |" in out.with_suffix(".md").read_text()
+    assert coba.table(rows).startswith("| simulator |")

@@ -30,6 +30,7 @@ C++ build.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import functools
 import json
@@ -489,6 +490,47 @@ def table(rows: list[dict]) -> str:
             cells.append("—" if v is None else fmt.format(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def parse_args(argv=None, brian_python: str = ".venv-brian/bin/python"):
+    """The command line of ``benchmarks/coba.py``; ``brian_python`` is the
+    default of ``--brian-python``."""
+    ap = argparse.ArgumentParser(
+        prog="benchmarks/coba.py", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    ap.add_argument("--sizes", type=int, nargs="+", default=[4000, 40000, 400000], help="numbers of neurons")
+    ap.add_argument("--duration", type=float, default=1.0, help="biological seconds per run (default 1)")
+    ap.add_argument("--durations", type=float, nargs="+", help="one duration per size (overrides --duration)")
+    ap.add_argument("--unrolls", type=int, nargs="+", default=[1, 4, 16], help="lax.scan unroll values to measure")
+    ap.add_argument(
+        "--formulations",
+        nargs="+",
+        default=["fused", "layers"],
+        choices=["fused", "layers"],
+        help="synaptic step: one n -> 2n product (fused), one product per projection (layers)",
+    )
+    ap.add_argument("--neurons-only", action="store_true", help="also time the neuron update without synapses")
+    ap.add_argument("--no-peer", action="store_true", help="skip brainstate + brainevent")
+    ap.add_argument("--peer-unroll", type=int, default=1)
+    ap.add_argument("--brian", action="store_true", help="also run Brian 2 (C++ standalone) in --brian-python")
+    ap.add_argument("--brian-runtime", action="store_true", help="also Brian 2's runtime (Cython) mode")
+    ap.add_argument(
+        "--brian-python",
+        default=brian_python,
+        help="a Python with brian2 (requirements/brian.txt; make bench-coba creates .venv-brian)",
+    )
+    ap.add_argument("--brian-max-n", type=int, default=40000, help="largest size Brian 2 runs at")
+    ap.add_argument(
+        "--cores",
+        type=int,
+        help="run on this many of the cores available (set before JAX starts; Brian 2 inherits it). Default: all",
+    )
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", type=Path, help="JSON results (a .md table is written beside it)")
+    args = ap.parse_args(argv)
+    if args.durations is not None and len(args.durations) != len(args.sizes):
+        ap.error("--durations needs one value per size")
+    return args
 
 
 def run(args, brian_script: Path) -> tuple[list[dict], list[str]]:

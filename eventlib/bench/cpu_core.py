@@ -490,6 +490,14 @@ class Bench:
 # Case builders
 
 
+def lazy_method(name: str, family: str, build, reference, **kw) -> Method:
+    """A :class:`Method` built only when measured: ``build(method)`` returns
+    ``(call, bytes held)`` and may count traces in ``method.counter``."""
+    m = Method(name, family, reference=reference, **kw)
+    m.build = lambda: build(m)
+    return m
+
+
 def random_weight(n: int, seed: int):
     w = jax.random.normal(jax.random.PRNGKey(seed), (n, n), jnp.float32) * (1.0 / math.sqrt(n))
     return jax.block_until_ready(w)
@@ -503,9 +511,7 @@ def linear_methods(bench: Bench, W, how: str) -> list[Method]:
     methods: list[Method] = []
 
     def add(label, lib, build, **kw):
-        m = Method(label, lib, reference=ref, **kw)
-        m.build = lambda: build(m)
-        methods.append(m)
+        methods.append(lazy_method(label, lib, build, ref, **kw))
 
     add("dense s@W", "dense", lambda m: (jit_with_args(lambda s, w: s.astype(jnp.float32) @ w, m.counter, W), wbytes))
     add(
@@ -558,9 +564,7 @@ def fixed_prob_methods(
     methods: list[Method] = []
 
     def add(label, lib, build, reference, **kw):
-        m = Method(label, lib, reference=reference, **kw)
-        m.build = lambda: build(m)
-        methods.append(m)
+        methods.append(lazy_method(label, lib, build, reference, **kw))
 
     if with_dense:
 
