@@ -30,7 +30,7 @@ from jax.experimental import sparse as jsparse
 
 from ..layers import EventFixedProb, EventLinear
 from ..ops import csr_event_matmul, event_matmul
-from .harness import Method, load_peer, time_calls
+from .harness import Method, Progress, load_peer, time_calls
 from .harness import environment as _environment
 
 RATES = (0.001, 0.01, 0.05, 0.2)
@@ -39,7 +39,7 @@ WEIGHT = 0.5  # scalar synaptic weight: a dyadic value, so sparse sums are exact
 
 try:  # optional progress bar; never a dependency
     from tqdm import tqdm as _tqdm
-except ImportError:  # pragma: no cover - depends on the environment
+except ImportError:  # depends on the environment
     _tqdm = None
 
 
@@ -99,26 +99,6 @@ class Report:
         for r in rows:
             self.write("| " + " | ".join(str(x) for x in r) + " |")
         self.write()
-
-
-class Progress:
-    """tqdm when importable, else a counter on stderr."""
-
-    def __init__(self, total: int, desc: str):
-        self.total, self.done, self.desc = total, 0, desc
-        self.bar = _tqdm(total=total, desc=desc, file=sys.stderr, leave=False) if _tqdm else None
-
-    def step(self, label: str) -> None:
-        self.done += 1
-        if self.bar is not None:
-            self.bar.set_postfix_str(label[:60])
-            self.bar.update(1)
-        else:
-            print(f"  [{self.desc} {self.done}/{self.total}] {label}", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def fmt_ms(x: float | None) -> str:

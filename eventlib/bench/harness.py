@@ -26,6 +26,7 @@ from .. import __version__
 
 __all__ = [
     "Method",
+    "Progress",
     "call_times",
     "cpu_model",
     "device_name",
@@ -147,6 +148,38 @@ def timed(fn):
 def log(msg: str, file=None) -> None:
     """``msg`` with the time of day, on stderr (or ``file``), flushed."""
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=file or sys.stderr, flush=True)
+
+
+class Progress:
+    """Progress on stderr: a tqdm bar when tqdm is importable (it is never a
+    dependency), else one line per step.
+
+    Args:
+        total: the number of steps.
+        desc: what is counted, shown before the count.
+    """
+
+    def __init__(self, total: int, desc: str = ""):
+        self.total, self.done, self.desc = total, 0, desc
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            tqdm = None
+        self.bar = tqdm(total=total, desc=desc, file=sys.stderr, leave=False) if tqdm else None
+
+    def step(self, label: str) -> None:
+        """One step done; ``label`` says which."""
+        self.done += 1
+        if self.bar is not None:
+            self.bar.set_postfix_str(label[:60])
+            self.bar.update(1)
+        else:
+            print(f"  [{self.desc} {self.done}/{self.total}] {label}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """Removes the bar."""
+        if self.bar is not None:
+            self.bar.close()
 
 
 # -- environment -----------------------------------------------------------------

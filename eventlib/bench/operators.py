@@ -37,7 +37,7 @@ from jax import lax
 
 from .. import connectivity
 from ..ops import csr_event_matmul, event_matmul
-from .harness import Method, device_name, load_peer, median_seconds, versions
+from .harness import Method, Progress, device_name, load_peer, median_seconds, versions
 
 RATES = (0.001, 0.01, 0.05, 0.2)
 SPARSE_WEIGHT = 0.5  # dyadic: sparse sums are exact in float32, in any order
@@ -153,7 +153,7 @@ def run(args, save: Callable[[dict], None] = lambda result: None) -> dict:
         table = np.asarray(conn.indices).reshape(n, -1)
         methods = _selected(dense_methods(weight, peer) + sparse_methods(conn, n, peer), args.only)
         if progress is None:
-            progress = _progress(len(cases) * len(methods))
+            progress = Progress(len(cases) * len(methods))
         for batch in args.batches:
             for rate in args.rates:
                 spikes = (rng.random((args.patterns, batch, n)) < rate).astype(np.float32)
@@ -168,7 +168,7 @@ def run(args, save: Callable[[dict], None] = lambda result: None) -> dict:
                     floors.append({"n": n, "batch": batch, "ms": floor_ms})
                 refs = {}
                 for m in methods:
-                    progress.set_description(f"n={n} batch={batch} rate={rate:g} {m.name}")
+                    label = f"n={n} batch={batch} rate={rate:g} {m.name}"
                     row = {"n": n, "batch": batch, "rate": rate, "k_union": k_union, "method": m.name}
                     row.update(family=m.family, note=m.note)
                     try:
@@ -176,7 +176,7 @@ def run(args, save: Callable[[dict], None] = lambda result: None) -> dict:
                     except Exception as e:  # noqa: BLE001 - a failing method is reported, the run goes on
                         row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
                         rows.append(row)
-                        progress.update()
+                        progress.step(label)
                         continue
                     out0 = np.asarray(result.pop("first_out"))
                     if m.family == "dense":
@@ -193,7 +193,7 @@ def run(args, save: Callable[[dict], None] = lambda result: None) -> dict:
                         row["bytes"] = per_syn * syn + 8 * batch * n
                     row.update(result)
                     rows.append(row)
-                    progress.update()
+                    progress.step(label)
             save(_summary(rows, peer, peer_reason, args, floors))  # partial results survive an interrupted run
         del weight
     progress.close()
@@ -236,31 +236,6 @@ def _find(rows, like, method):
         if (r["n"], r["batch"], r["rate"], r["method"]) == (like["n"], like["batch"], like["rate"], method):
             return r
     return None
-
-
-class _Plain:
-    """Progress on stderr where tqdm is missing."""
-
-    def __init__(self, total):
-        self.total, self.done, self.desc = total, 0, ""
-
-    def set_description(self, desc):
-        self.desc = desc
-
-    def update(self):
-        self.done += 1
-        print(f"[{self.done}/{self.total}] {self.desc}", file=sys.stderr, flush=True)
-
-    def close(self):
-        pass
-
-
-def _progress(total):
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _Plain(total)
-    return tqdm(total=total, unit="case", file=sys.stderr)
 
 
 # -- report --------------------------------------------------------------------
