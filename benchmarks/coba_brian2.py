@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""The COBA network of ``benchmarks/coba.py`` in Brian 2, run in its own Python.
+"""The COBA network of ``eventlib.bench.coba`` in Brian 2, run in its own Python
+(``benchmarks/coba.py --brian``); it imports only Brian 2, not eventlib.
 
 Measured with Brian 2 2.10.1 (``pip install -r requirements/brian.txt``,
 Python 3.12, gcc for the C++ standalone build). Prints one JSON line on stdout: the excitatory

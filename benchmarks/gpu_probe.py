@@ -26,7 +26,7 @@ import numpy as np
 from jax import lax
 
 from eventlib import connectivity
-from eventlib.bench._main import median_seconds
+from eventlib.bench import coba, median_seconds
 from eventlib.ops import csr_event_matmul, event_matmul
 
 N_PATTERNS = 16
@@ -39,7 +39,7 @@ def in_graph_ms(fn, *args, reps=20):
     """Median time per pattern of ``fn`` mapped over N_PATTERNS patterns.
 
     ``lax.map`` is a while loop, and on a GPU each iteration waits for its
-    condition (24-39 us per iteration on an H200). With ``UNROLLED`` the
+    condition (benchmarks/KERNEL_NOTES.md, "What the harness costs"). With ``UNROLLED`` the
     patterns run as straight-line code instead, which times the kernels
     alone (for dense products XLA could then merge the independent dots
     that share a weight, so it is not used for them)."""
@@ -257,15 +257,10 @@ def csr_tiling(sizes, fans, rates, full=False):
 
 
 def coba_tiling(sizes, duration=0.2, full=False):
-    """Time per step of the COBA network (benchmarks/coba.py, fused, unroll
+    """Time per step of the COBA network (eventlib.bench.coba, fused, unroll
     16) for several CSR tile sizes and row-program counts: in a network
     step the product runs at about 0.2% activity, where the number of
     programs, not the synapses, sets its cost."""
-    import pathlib
-
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-    import coba
-
     from eventlib.ops import sparse_event as se
 
     defaults = (se._CSR_TILE, dict(se._CSR_ROW_PROGRAMS), se._CSR_COMPACT)
@@ -299,13 +294,9 @@ def coba_tiling(sizes, duration=0.2, full=False):
 def coba_copies(sizes, steps=160, unroll=16):
     """The copies XLA puts in the compiled COBA loop (fused, unroll 16): a
     copy of a whole output before each kernel call costs a read and a
-    write of it on every step (it was 2.7 us per step at 400000 neurons,
-    until each call got its own zero buffer: ``_dispatch.zeros_for_call``)."""
-    import pathlib
+    write of it on every step, which is why each kernel call gets its own
+    zero buffer (benchmarks/KERNEL_NOTES.md, "The benchmark harness")."""
     import re
-
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-    import coba
 
     for n in sizes:
         p = coba.Coba(n=n)
@@ -328,9 +319,6 @@ def coba_profile(sizes, duration=0.1, top=12):
     import gzip
     import pathlib
     import tempfile
-
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-    import coba
 
     for n in sizes:
         p = coba.Coba(n=n)

@@ -25,17 +25,14 @@ import jax
 import numpy as np
 
 import eventlib
+from eventlib.bench import time_calls
 
 
 def median_call_s(fn, patterns, repeats: int) -> float:
-    jax.block_until_ready(fn(patterns[0]))  # compile
-    times = []
-    for r in range(repeats):
-        x = patterns[r % len(patterns)]
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(x))
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    """Median seconds of ``repeats`` calls of the compiled ``fn``, cycling
+    through ``patterns``, after a first (compiling) call."""
+    jax.block_until_ready(fn(patterns[0]))
+    return time_calls(fn, patterns, 0.0, repeats, repeats)["median_ms"] * 1e-3
 
 
 def main(argv=None):

@@ -8,7 +8,6 @@ several firing rates through one compiled function each.
 from __future__ import annotations
 
 import argparse
-import time
 
 import brainstate
 import jax
@@ -16,21 +15,16 @@ import jax.numpy as jnp
 import numpy as np
 
 import eventlib
+from eventlib.bench.harness import call_times
 
 
 def _median_ms(fn, inputs, min_calls: int = 10, budget_s: float = 0.3) -> float:
     jax.block_until_ready(fn(inputs[0]))  # compile and warm up
-    times, start, i = [], time.perf_counter(), 0
-    while len(times) < min_calls or time.perf_counter() - start < budget_s:
-        x = inputs[i % len(inputs)]
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(x))
-        times.append(time.perf_counter() - t0)
-        i += 1
-    return 1e3 * float(np.median(times))
+    return 1e3 * float(np.median(call_times(fn, inputs, min_calls=min_calls, min_time=budget_s)))
 
 
 def main(argv=None) -> None:
+    """Runs the demo; ``argv``: the command line (``--n``), default ``sys.argv``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=5000, help="neurons per population (default 5000)")
     args = parser.parse_args(argv)

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 import eventlib
 from eventlib import bench
-
-
-def benchmark_script(name: str):
-    """``benchmarks/<name>.py`` imported as a module (the scripts are not a
-    package)."""
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from eventlib.bench import cpu_core, scale, sharded
 
 
 def test_quick_run(tmp_path, capsys):
@@ -69,12 +58,11 @@ def test_only_selects_methods(tmp_path):
 
 
 def test_scale_script(tmp_path):
-    """``benchmarks/scale_gpu.py --quick`` runs every case on this machine:
+    """``benchmarks/scale_gpu.py --quick`` (:mod:`eventlib.bench.scale`) runs every case on this machine:
     procedural equal to stored, the kernel and its deterministic mode equal
     to XLA's scatter, and a table beside the JSON."""
-    scale_gpu = benchmark_script("scale_gpu")
     out = tmp_path / "scale.json"
-    assert scale_gpu.main(["--quick", "--huge-rates", "0.01", "--big-rates", "0.01", "--out", str(out)]) == 0
+    scale.run(scale.parse_args(["--quick", "--huge-rates", "0.01", "--big-rates", "0.01", "--out", str(out)]))
     rows = json.loads(out.read_text())["rows"]
     assert {r["case"] for r in rows} == {"procedural 10^10", "procedural vs stored", "stored 10^9"}
     assert all("error" not in r and r["us"] > 0 for r in rows)
@@ -99,7 +87,7 @@ def test_relaxed_atomics_scoped():
 
 
 def test_sharded_script(tmp_path):
-    """``benchmarks/sharded_gpu.py --quick`` on the host devices: every case
+    """``benchmarks/sharded_gpu.py --quick`` (:mod:`eventlib.bench.sharded`) on the host devices: every case
     runs, one and several devices give the same results, the large case is
     refused on one device only when past int32 positions, and the table
     names the collectives."""
@@ -107,9 +95,8 @@ def test_sharded_script(tmp_path):
 
     if jax.device_count() < 2:
         pytest.skip("needs two devices")
-    sharded_gpu = benchmark_script("sharded_gpu")
     out = tmp_path / "sharded.json"
-    assert sharded_gpu.main(["--quick", "--devices", "1", "2", "--out", str(out)]) == 0
+    assert sharded.run(sharded.parse_args(["--quick", "--devices", "1", "2", "--out", str(out)])) == 0
     rows = json.loads(out.read_text())["rows"]
     assert {r["case"] for r in rows} == {"dense", "csr", "csr-large", "coba", "all-gather"}
     assert all(r["rel_diff_from_first"] <= 1e-6 for r in rows if r["case"] == "dense")
@@ -124,7 +111,7 @@ def test_sharded_script(tmp_path):
     assert "| COBA | 4,000 |" in out.with_suffix(".md").read_text()
     # Past int32 positions one device refuses the stored form (shapes only).
     refused = []
-    sharded_gpu.bench_csr(None, [1], refused, n=3_000_000, fan=1000, label="csr-large")
+    sharded.bench_csr(None, [1], refused, n=3_000_000, fan=1000, label="csr-large")
     assert refused[0]["synapses"] == 3 * 10**9 and "shard_csr" in refused[0]["refused"]
 
 
@@ -138,11 +125,10 @@ def test_sharded_block_targets_independent_of_device_count():
 
     if jax.device_count() < 4:
         pytest.skip("needs four devices")
-    sharded_gpu = benchmark_script("sharded_gpu")
     n, fan = 64, 8
     dense = []
     for d in (1, 2, 4):
-        csr = sharded_gpu.sharded_block_csr(sharding.post_mesh(d), n_pre=n, n_post=n, fan=fan, seed=3, blocks=4)
+        csr = sharded.sharded_block_csr(sharding.post_mesh(d), n_pre=n, n_post=n, fan=fan, seed=3, blocks=4)
         m = np.zeros((n, n), int)
         for k in range(d):
             idx = np.asarray(csr.indices)[k].reshape(n, fan // d) + k * (n // d)
@@ -150,3 +136,26 @@ def test_sharded_block_targets_independent_of_device_count():
         dense.append(m)
     assert dense[0].sum() == n * fan
     assert np.array_equal(dense[0], dense[1]) and np.array_equal(dense[0], dense[2])
+
+
+def test_cpu_core_quick(tmp_path):
+    """``benchmarks/cpu_core.py`` (:mod:`eventlib.bench.cpu_core`) at tiny
+    sizes: cases 3 (both layers, batched; cases 1 and 2 run the same code
+    at batch 1) and 4 (construction) write rows without errors, results
+    equal the float64 references, and nothing is recompiled between rates."""
+    out = tmp_path / "cpu_core.json"
+    sizes = ["--n-linear", "64", "--n-sparse", "64", "--n-batched", "64", "--batch", "2", "--n-build", "64"]
+    timing = ["--min-time", "0", "--min-calls", "2", "--max-calls", "2"]
+    argv = ["--quick", "--no-peer", "--cases", "3,4", *sizes, *timing, "--out", str(out)]
+    args = cpu_core.parse_args(argv, results=tmp_path)
+    assert cpu_core.run(args) == 0
+    result = json.loads(out.read_text())
+    assert result["meta"]["cases_done"] == ["3", "4"] and result["meta"]["quick"]
+    assert not result["peer"]["available"]
+    rows = result["rows"]
+    assert {r["case"] for r in rows} == {"3a", "3b", "4"}
+    assert all("error" not in r for r in rows), [r for r in rows if "error" in r]
+    timed = [r for r in rows if "median_ms" in r]
+    assert timed and all(r["max_abs_diff"] <= 1e-5 * max(1.0, r["ref_max_abs"]) for r in timed)
+    assert not any(r["retraced"] for r in timed)
+    assert out.with_suffix(".md").read_text().startswith("# eventlib CPU benchmark (QUICK)")

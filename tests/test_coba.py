@@ -1,27 +1,18 @@
-"""The network of benchmarks/coba.py at a tiny size: it spikes, every
+"""The network of eventlib.bench.coba at a tiny size: it spikes, every
 event-driven formulation gives the spikes of the dense product, and the rates
 are computed from the spikes it made. No timing."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "coba.py"
+from eventlib.bench import coba as coba_module
 
 
 @pytest.fixture(scope="module")
 def coba():
-    spec = importlib.util.spec_from_file_location("coba_benchmark", PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    return coba_module
 
 
 N, SEED, DURATION = 200, 3, 0.03
@@ -41,7 +32,7 @@ def dense_run(coba):
     return p, run(coba, p, *coba.dense_synapses(p, SEED))
 
 
-@pytest.mark.parametrize("formulation", ["fused", "layers", "chunked"])
+@pytest.mark.parametrize("formulation", ["fused", "layers"])
 def test_event_spikes_equal_dense(coba, dense_run, formulation):
     p, (dense_counts, dense_raster) = dense_run
     counts, raster = run(coba, p, *coba.event_synapses(p, SEED, formulation))
@@ -96,3 +87,22 @@ def test_peer_runs(coba):
 
     counts = np.asarray(coba.peer_runner(net, 1)(jnp.arange(p.steps(DURATION), dtype=jnp.int32)))
     assert counts[0] > 10 and counts[1] > 10
+
+
+def test_benchmark_run(coba, tmp_path):
+    """``benchmarks/coba.py``'s run at a tiny size writes its JSON and table:
+    every formulation and the neurons alone, the best one marked, the
+    environment recorded."""
+    import json
+
+    out = tmp_path / "coba.json"
+    args = coba.parse_args(["--sizes", "200", "--duration", "0.02", "--unrolls", "1", "--no-peer"])
+    args.neurons_only, args.out = True, out
+    rows, checks = coba.run(args, brian_script=tmp_path / "unused.py")
+    assert checks == []
+    result = json.loads(out.read_text())
+    assert [r["variant"] for r in result["rows"]] == ["fused, unroll 1", "layers, unroll 1", "unroll 1"]
+    assert sum(bool(r.get("best_for_size")) for r in result["rows"]) == 1
+    assert result["environment"]["versions"]["eventlib"] and result["environment"]["seed"] == 1
+    assert "| eventlib | fused, unroll 1 | 200 |" in out.with_suffix(".md").read_text()
+    assert coba.table(rows).startswith("| simulator |")

@@ -1,24 +1,29 @@
-"""``python -m eventlib.bench``: eventlib's operators against the dense
-product, ``jax.experimental.sparse`` and the peer (brainstate 0.6 with
-brainevent 0.3), on whatever device JAX runs on, in one process.
+"""Benchmarks of eventlib: the harness and the benchmark models that the
+command-line scripts in ``benchmarks/`` call.
 
-For every size, batch and firing rate it measures each method's time per
-call inside one compiled program (a ``lax.map`` over several spike patterns,
-so Python dispatch is excluded), its first-call time (trace, compile and,
-for the peer, its CUDA build), the bytes the operation must move, the
-fraction of the device's read bandwidth that is (the denominator is the best
-read rate a dense product reaches in the same run), the speed-up over the
-dense product at ``HIGHEST`` precision, and the error against a float64
-reference. Results go to a JSON file (with every version), a printed table
-and a figure.
+- :mod:`eventlib.bench.harness`: the one timing loop, the environment
+  record, the optional peer, :class:`~eventlib.bench.harness.Method`.
+- :mod:`eventlib.bench.operators`: ``python -m eventlib.bench``, eventlib's
+  operators against the dense product, ``jax.experimental.sparse`` and the
+  peer.
+- :mod:`eventlib.bench.coba`: the Vogels-Abbott COBA network and its
+  whole-network benchmark (``benchmarks/coba.py``).
+- :mod:`eventlib.bench.cpu_core`: the CPU benchmark of the core operators
+  and layers (``benchmarks/cpu_core.py``).
+- :mod:`eventlib.bench.scale`: the large single-GPU cases
+  (``benchmarks/scale_gpu.py``).
+- :mod:`eventlib.bench.sharded`: the sharded operators and network
+  (``benchmarks/sharded_gpu.py``).
 
-The matrices: a dense ``n x n`` weight (standard normal) for the dense
-methods; a fixed fan-out of ``n // 20`` distinct targets per input with one
-weight of 0.5 for the sparse ones -- the same index table for eventlib, BCOO
-and the peer, so all compute the same product (exactly, since sums of 0.5
-are exact in float32).
+The submodules import JAX and eventlib's layers; nothing in the library
+imports them.
 """
 
-from ._main import main as main
+from .harness import Method as Method
+from .harness import environment as environment
+from .harness import load_peer as load_peer
+from .harness import median_seconds as median_seconds
+from .harness import time_calls as time_calls
+from .operators import main as main
 
-__all__ = ["main"]
+__all__ = ["Method", "environment", "load_peer", "main", "median_seconds", "time_calls"]

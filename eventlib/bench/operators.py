@@ -1,17 +1,32 @@
-"""The benchmark command: cases, methods, measurement, report."""
+"""``python -m eventlib.bench``: eventlib's operators against the dense
+product, ``jax.experimental.sparse`` and the peer (brainstate 0.6 with
+brainevent 0.3), on whatever device JAX runs on, in one process.
+
+For every size, batch and firing rate it measures each method's time per
+call inside one compiled program (a ``lax.map`` over several spike patterns,
+so Python dispatch is excluded), its first-call time (trace, compile and,
+for the peer, its CUDA build), the bytes the operation must move, the
+fraction of the device's read bandwidth that is (the denominator is the best
+read rate a dense product reaches in the same run), the speed-up over the
+dense product at ``HIGHEST`` precision, and the error against a float64
+reference. Results go to a JSON file (with every version), a printed table
+and a figure.
+
+The matrices: a dense ``n x n`` weight (standard normal) for the dense
+methods; a fixed fan-out of ``n // 20`` distinct targets per input with one
+weight of 0.5 for the sparse ones -- the same index table for eventlib, BCOO
+and the peer, so all compute the same product (exactly, since sums of 0.5
+are exact in float32).
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import importlib.metadata
 import json
-import platform
-import statistics
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,58 +37,13 @@ from jax import lax
 
 from .. import connectivity
 from ..ops import csr_event_matmul, event_matmul
+from .harness import Method, Progress, device_name, load_peer, median_seconds, versions
 
 RATES = (0.001, 0.01, 0.05, 0.2)
 SPARSE_WEIGHT = 0.5  # dyadic: sparse sums are exact in float32, in any order
 FAN_OUT_DIVISOR = 20  # n // 20 targets per input: connection probability 0.05
 HIGHEST = lax.Precision.HIGHEST
 REF_ROWS = 4  # batch rows checked against the float64 sparse reference
-
-
-@dataclasses.dataclass
-class Method:
-    name: str
-    family: str  # 'dense' or 'sparse': which matrix it multiplies
-    fn: Callable  # fn(spikes (batch, n), *operands) -> (batch, n)
-    operands: tuple
-    note: str = ""
-
-
-# -- environment ---------------------------------------------------------------
-
-
-def versions() -> dict:
-    from .. import __version__
-
-    out = {"python": platform.python_version(), "eventlib (imported)": __version__}
-    dists = ("eventlib", "jax", "jaxlib", "numpy", "brainstate", "brainevent", "brainunit", "saiunit", "braintools")
-    for dist in dists:
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
-
-
-def device_name() -> str:
-    device = jax.devices()[0]
-    return f"{device.platform}: {getattr(device, 'device_kind', '') or platform.processor() or platform.machine()}"
-
-
-def load_peer(disabled: bool):
-    """brainevent (the peer's operator library), or None and why not."""
-    if disabled:
-        return None, "disabled with --no-peer"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            import brainevent
-    except ImportError:
-        return None, "brainevent is not installed (it needs Python >= 3.12)"
-    version = importlib.metadata.version("brainevent")
-    if tuple(int(x) for x in version.split(".")[:2]) < (0, 3):
-        return None, f"brainevent {version} is older than the 0.3 measured here"
-    return brainevent, None
 
 
 # -- methods -------------------------------------------------------------------
@@ -131,17 +101,6 @@ def sparse_methods(conn, n: int, peer) -> list[Method]:
 # -- measurement ---------------------------------------------------------------
 
 
-def median_seconds(fn, *args, reps: int) -> float:
-    """Median wall time of ``reps`` calls of ``fn(*args)``, each waited for;
-    ``fn`` must already be compiled and warm."""
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def measure(method: Method, patterns, reps: int, budget_s: float) -> dict:
     """First-call time, then the median in-graph time per call."""
     mapped = jax.jit(lambda spikes, *ops: lax.map(lambda s: method.fn(s, *ops), spikes))
@@ -194,7 +153,7 @@ def run(args, save: Callable[[dict], None] = lambda result: None) -> dict:
         table = np.asarray(conn.indices).reshape(n, -1)
         methods = _selected(dense_methods(weight, peer) + sparse_methods(conn, n, peer), args.only)
         if progress is None:
-            progress = _progress(len(cases) * len(methods))
+            progress = Progress(len(cases) * len(methods))
         for batch in args.batches:
             for rate in args.rates:
                 spikes = (rng.random((args.patterns, batch, n)) < rate).astype(np.float32)
@@ -209,7 +168,7 @@ def run(args, save: Callable[[dict], None] = lambda result: None) -> dict:
                     floors.append({"n": n, "batch": batch, "ms": floor_ms})
                 refs = {}
                 for m in methods:
-                    progress.set_description(f"n={n} batch={batch} rate={rate:g} {m.name}")
+                    label = f"n={n} batch={batch} rate={rate:g} {m.name}"
                     row = {"n": n, "batch": batch, "rate": rate, "k_union": k_union, "method": m.name}
                     row.update(family=m.family, note=m.note)
                     try:
@@ -217,7 +176,7 @@ def run(args, save: Callable[[dict], None] = lambda result: None) -> dict:
                     except Exception as e:  # noqa: BLE001 - a failing method is reported, the run goes on
                         row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
                         rows.append(row)
-                        progress.update()
+                        progress.step(label)
                         continue
                     out0 = np.asarray(result.pop("first_out"))
                     if m.family == "dense":
@@ -234,7 +193,7 @@ def run(args, save: Callable[[dict], None] = lambda result: None) -> dict:
                         row["bytes"] = per_syn * syn + 8 * batch * n
                     row.update(result)
                     rows.append(row)
-                    progress.update()
+                    progress.step(label)
             save(_summary(rows, peer, peer_reason, args, floors))  # partial results survive an interrupted run
         del weight
     progress.close()
@@ -277,31 +236,6 @@ def _find(rows, like, method):
         if (r["n"], r["batch"], r["rate"], r["method"]) == (like["n"], like["batch"], like["rate"], method):
             return r
     return None
-
-
-class _Plain:
-    """Progress on stderr where tqdm is missing."""
-
-    def __init__(self, total):
-        self.total, self.done, self.desc = total, 0, ""
-
-    def set_description(self, desc):
-        self.desc = desc
-
-    def update(self):
-        self.done += 1
-        print(f"[{self.done}/{self.total}] {self.desc}", file=sys.stderr, flush=True)
-
-    def close(self):
-        pass
-
-
-def _progress(total):
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _Plain(total)
-    return tqdm(total=total, unit="case", file=sys.stderr)
 
 
 # -- report --------------------------------------------------------------------
