@@ -136,6 +136,10 @@ def _forward(values, spikes, weight, table, seed, rule: Rule, every_row: bool):
     return out.reshape(batch, rule.n_post)
 
 
+# -- the primitive: the path chosen per platform (eventlib.ops.paths); the
+# Pallas kernel is in _procedural_kernel.py ------------------------------------
+
+
 def _impl(spikes, weight, table, seed, *, rule, float_as_event, path, platform):
     batch, n_pre = spikes.shape
     dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
