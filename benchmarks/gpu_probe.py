@@ -1,8 +1,8 @@
 """A GPU probe used while developing the kernels (benchmarks/KERNEL_NOTES.md):
 correctness against float64 and in-graph timings of the kernel paths next to
 the dense product, kernel-setting variants (--variants), the cost of the
-pieces of one call (--parts), and the stored-connectivity kernel's tiling
-and atomic ordering (--csr-tiling). The benchmark proper is ``python -m
+pieces of one call (--parts), and the stored-connectivity kernel's block
+size, program count and atomic ordering (--csr-tiling, --coba-tiling). The benchmark proper is ``python -m
 eventlib.bench``.
 
     python benchmarks/gpu_probe.py [--sizes 10000 50000] [--out probe.json]
@@ -74,18 +74,17 @@ def main(argv=None):
     ap.add_argument("--coba-profile", action="store_true", help="device time per kernel of a COBA run, then exit")
     ap.add_argument("--coba-copies", action="store_true", help="copies in the compiled COBA loop, then exit")
     ap.add_argument("--unrolled", action="store_true", help="time without the lax.map loop (kernels alone)")
-    ap.add_argument("--full", action="store_true", help="--csr-tiling/--coba-tiling: every version-5 tiling too")
     args = ap.parse_args(argv)
     global UNROLLED
     UNROLLED = args.unrolled
     if args.coba_tiling:
-        return coba_tiling(args.sizes, full=args.full)
+        return coba_tiling(args.sizes)
     if args.coba_profile:
         return coba_profile(args.sizes)
     if args.coba_copies:
         return coba_copies(args.sizes)
     if args.csr_tiling:
-        return csr_tiling(args.sizes, args.fan or [max(1, n // 20) for n in args.sizes], args.rates[:2], full=args.full)
+        return csr_tiling(args.sizes, args.fan or [max(1, n // 20) for n in args.sizes], args.rates[:2])
     if args.variants:
         return variants()
     if args.parts:
@@ -146,7 +145,7 @@ def main(argv=None):
 
 
 def parts():
-    from eventlib.ops._dispatch import active_indices, count_active
+    from eventlib.ops._compact import active_indices, count_active
 
     rng = np.random.default_rng(2)
     n = 50000
@@ -185,19 +184,18 @@ def variants():
     return 0
 
 
-def csr_tiling(sizes, fans, rates, full=False):
-    """The CSR kernel at batch 1 for several tile sizes, row-program
-    counts, chunks as programs or as a loop inside one, and with the atomics
-    relaxed or left acquire-release (default tiling only): time per
-    call and equality with XLA's scatter (weights 0.5: exact sums)."""
+def csr_tiling(sizes, fans, rates):
+    """The CSR kernel at batch 1 for several blocks of inputs per program and
+    program counts below which blocks shrink, and with the atomics relaxed
+    or left acquire-release (default settings only): time per call and
+    equality with XLA's scatter (weights 0.5: exact sums)."""
     import contextlib
 
-    from eventlib.ops import _dispatch
+    from eventlib.ops import _primitive
     from eventlib.ops import sparse_event as se
 
-    relaxed = _dispatch.relaxed_atomics
-    defaults = (se._CSR_TILE, dict(se._CSR_ROW_PROGRAMS), se._CSR_CHUNK_LOOP, se._CSR_COMPACT)
-    compact_defaults = (se._CSR_COMPACT_BLOCK, se._CSR_COMPACT_PROGRAMS)
+    relaxed = _primitive.relaxed_atomics
+    defaults = (se._CSR_BLOCK, se._CSR_PROGRAMS)
     rng = np.random.default_rng(2)
     for n, k in zip(sizes, fans, strict=True):
         # Random targets drawn on the device (repeats allowed): building a
@@ -212,82 +210,53 @@ def csr_tiling(sizes, fans, rates, full=False):
             spikes = jnp.asarray(spikes)
             ref = np.zeros(n)
             np.add.at(ref, np.asarray(table)[np.flatnonzero(np.asarray(spikes[0, 0]))].ravel(), 0.5)
-            if full:
-                configs = [
-                    (tile, programs, loop, "relaxed")
-                    for tile in (1024, 2048, 4096)
-                    for programs in (512, 4096, 32768)
-                    for loop in (False, True)
-                ] + [(2048, 4096, False, "acq_rel")]
-            else:  # version 5's settings only
-                configs = [(2048, programs, True, "relaxed") for programs in (4096, 32768)]
-            # Version 6 (compacting programs): the block of inputs per
-            # program and the program count below which blocks shrink.
-            configs += [
-                (2048, (block, programs), "compact", "relaxed")
-                for block in (256, 512, 1024)
-                for programs in (512, 2048)
-            ]
+            configs = [(block, programs, "relaxed") for block in (256, 512, 1024) for programs in (512, 2048)]
+            configs += [(*defaults, "acq_rel")]
             best = None
-            for tile, programs, loop, ordering in configs:
-                se._CSR_TILE, se._CSR_CHUNK_LOOP = tile, loop is True
-                se._CSR_COMPACT = loop == "compact"
-                if se._CSR_COMPACT:
-                    se._CSR_COMPACT_BLOCK, se._CSR_COMPACT_PROGRAMS = programs
-                else:
-                    se._CSR_ROW_PROGRAMS = {"short": programs, "long": programs}
-                _dispatch.relaxed_atomics = relaxed if ordering == "relaxed" else contextlib.nullcontext
+            for block, programs, ordering in configs:
+                se._CSR_BLOCK, se._CSR_PROGRAMS = block, programs
+                # Probing only: the acquire-release baseline replaces the
+                # flagged patch with a no-op for this process.
+                _primitive.relaxed_atomics = relaxed if ordering == "relaxed" else contextlib.nullcontext
                 jax.clear_caches()
                 fn = functools.partial(_csr, n=n, max_row=k, path="kernel")
                 out = np.asarray(jax.jit(fn)(spikes[0], indptr, indices))[0]
                 ms = in_graph_ms(fn, spikes, indptr, indices)
                 equal = np.array_equal(out, ref)
                 if equal and (best is None or ms < best[0]):
-                    best = (ms, tile, programs, loop, ordering)
+                    best = (ms, block, programs, ordering)
                 print(
-                    f"n={n} k={k} rate={rate:g} tile={tile} row_programs={programs} chunk_loop={loop} {ordering}: "
+                    f"n={n} k={k} rate={rate:g} block={block} programs={programs} {ordering}: "
                     f"{ms * 1e3:.1f} us, equal to numpy: {equal}",
                     flush=True,
                 )
             print(f"BEST n={n} k={k} rate={rate:g}: {best}", flush=True)
-    se._CSR_TILE, se._CSR_ROW_PROGRAMS, se._CSR_CHUNK_LOOP, se._CSR_COMPACT = defaults
-    se._CSR_COMPACT_BLOCK, se._CSR_COMPACT_PROGRAMS = compact_defaults
-    _dispatch.relaxed_atomics = relaxed
+    se._CSR_BLOCK, se._CSR_PROGRAMS = defaults
+    _primitive.relaxed_atomics = relaxed
     return 0
 
 
-def coba_tiling(sizes, duration=0.2, full=False):
+def coba_tiling(sizes, duration=0.2):
     """Time per step of the COBA network (eventlib.bench.coba, fused, unroll
-    16) for several CSR tile sizes and row-program counts: in a network
-    step the product runs at about 0.2% activity, where the number of
-    programs, not the synapses, sets its cost."""
+    16) for several CSR blocks of inputs per program and program counts: in
+    a network step the product runs at about 0.2% activity, where the
+    number of programs, not the synapses, sets its cost."""
     from eventlib.ops import sparse_event as se
 
-    defaults = (se._CSR_TILE, dict(se._CSR_ROW_PROGRAMS), se._CSR_COMPACT)
-    compact_defaults = (se._CSR_COMPACT_BLOCK, se._CSR_COMPACT_PROGRAMS)
-    if full:
-        configs = [("tiles", tile, programs) for tile in (1024, 2048, 4096) for programs in (256, 1024, 4096, 32768)]
-    else:  # version 5's settings only
-        configs = [("tiles", 2048, 4096)]
-    configs += [("compact", block, programs) for block in (256, 512, 1024) for programs in (256, 1024)]
+    defaults = (se._CSR_BLOCK, se._CSR_PROGRAMS)
+    configs = [(block, programs) for block in (256, 512, 1024) for programs in (256, 1024)]
     for n in sizes:
         p = coba.Coba(n=n)
         syn, conn = coba.event_synapses(p, seed=42)
-        for kind, size, programs in configs:
-            se._CSR_COMPACT = kind == "compact"
-            if se._CSR_COMPACT:
-                se._CSR_COMPACT_BLOCK, se._CSR_COMPACT_PROGRAMS = size, programs
-            else:
-                se._CSR_TILE, se._CSR_ROW_PROGRAMS = size, {"short": programs, "long": programs}
+        for block, programs in configs:
+            se._CSR_BLOCK, se._CSR_PROGRAMS = block, programs
             jax.clear_caches()
             r = coba.measure_eventlib(p, duration, 42, 16, syn, conn, "eventlib")
             print(
-                f"coba n={n} {kind} size={size} programs={programs}: {r['step_us']:.2f} us/step, "
-                f"rate {r['rate_hz']:.2f} Hz",
+                f"coba n={n} block={block} programs={programs}: {r['step_us']:.2f} us/step, rate {r['rate_hz']:.2f} Hz",
                 flush=True,
             )
-    se._CSR_TILE, se._CSR_ROW_PROGRAMS, se._CSR_COMPACT = defaults
-    se._CSR_COMPACT_BLOCK, se._CSR_COMPACT_PROGRAMS = compact_defaults
+    se._CSR_BLOCK, se._CSR_PROGRAMS = defaults
     return 0
 
 

@@ -68,24 +68,6 @@ def restore_default_path():
     eventlib.set_default_path(saved)
 
 
-@pytest.fixture(scope="module", params=["auto", "kernel", "kernel-v5"])
-def stored_path_triplet(request):
-    """``default_path_twin`` for stored connectivity, plus a third run on the
-    kernels with the stored-connectivity kernel's previous version (version
-    5, tiles of rows without compaction), which stays selectable."""
-    import eventlib
-    from eventlib.ops import sparse_event
-
-    saved, saved_compact = eventlib.ops.get_default_path(), sparse_event._CSR_COMPACT
-    sparse_event._CSR_COMPACT = request.param != "kernel-v5"
-    eventlib.set_default_path(request.param.removesuffix("-v5"))
-    jax.clear_caches()  # traces cached under the other setting must not be reused
-    yield request.param
-    eventlib.set_default_path(saved)
-    sparse_event._CSR_COMPACT = saved_compact
-    jax.clear_caches()
-
-
 @pytest.fixture(scope="module", params=["auto", "kernel"])
 def default_path_twin(request):
     """Runs every test of a module twice: once as users call it (``'auto'``),

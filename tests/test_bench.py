@@ -41,7 +41,7 @@ def test_which_path_on_other_backends():
     for a supported CUDA GPU; explicit paths are what they say."""
     assert eventlib.which_path(backend="cpu") == "event"
     assert eventlib.which_path(backend="tpu") == "event"
-    expected = "kernel" if eventlib.ops._dispatch.gpu_kernels_supported() else "event"
+    expected = "kernel" if eventlib.ops.paths.gpu_kernels_supported() else "event"
     assert eventlib.which_path(backend="gpu") == expected
     assert eventlib.which_path("kernel", backend="cpu") == "kernel"  # the interpreter
     with pytest.raises(ValueError, match="path must be one of"):
@@ -79,7 +79,7 @@ def test_relaxed_atomics_scoped():
     except ImportError:
         pytest.skip("this jax has no Pallas Triton lowering")
     original = triton_lowering._atomic_rmw
-    with eventlib.ops._dispatch.relaxed_atomics():
+    with eventlib.ops._primitive.relaxed_atomics():
         swapped = triton_lowering._atomic_rmw
     assert triton_lowering._atomic_rmw is original
     assert swapped.keywords == {"semantic": triton_lowering.tt_dialect.MemSemantic.RELAXED}

@@ -41,9 +41,8 @@ SHAPE_KINDS = [(*shape, "bool") for shape in SHAPES] + [
 SHAPE_KIND_IDS = [f"{a}x{b}-{kind}" for a, b, kind in SHAPE_KINDS]
 WEIGHT_KINDS = ("scalar", "per_synapse")
 
-# Every test runs on the portable path and on the kernels (interpreted on CPU),
-# both versions of the stored-connectivity kernel.
-pytestmark = pytest.mark.usefixtures("stored_path_triplet")
+# Every test runs on the portable path and on the kernel (interpreted on CPU).
+pytestmark = pytest.mark.usefixtures("default_path_twin")
 
 
 @functools.cache
@@ -256,26 +255,21 @@ def test_paths_agree(rng, path, weight_kind):
         assert_exact(csr(spikes, weight, conn, path=path), values(spikes) @ dense_of(conn, weight))
 
 
-@pytest.mark.parametrize("chunk_loop", [False, True], ids=["chunk-programs", "chunk-loop"])
 @pytest.mark.parametrize("weight_kind", WEIGHT_KINDS)
-def test_kernel_tiling(rng, weight_kind, chunk_loop, monkeypatch, stored_path_triplet):
+def test_kernel_tiling(rng, weight_kind, monkeypatch):
     """The kernel's tiling at sizes the other tests are too small for: rows
-    longer than one chunk (several chunks per row, as programs or as a loop
-    inside one), several tiles per row program, and a last tile cut short by
-    the end of the input."""
+    longer than one chunk (several chunks per row, looped inside the
+    program), several groups of active rows per program, and a last
+    program cut short by the end of the input."""
     from eventlib.ops import sparse_event
 
-    monkeypatch.setitem(sparse_event._CSR_ROW_PROGRAMS, "long", 2)
-    monkeypatch.setattr(sparse_event, "_CSR_CHUNK_LOOP", chunk_loop)
-    # The compacting variant: two programs, so blocks of 128 inputs with
-    # several groups of active rows each.
-    monkeypatch.setattr(sparse_event, "_CSR_COMPACT_PROGRAMS", 2)
+    # Two programs, so blocks of 128 inputs with several groups of active rows each.
+    monkeypatch.setattr(sparse_event, "_CSR_PROGRAMS", 2)
     jax.clear_caches()  # the tiling is chosen when the kernel is traced
     conn = connectivity.fixed_prob(50, 700, 0.8, seed=3)
-    rows, chunk, groups, n_chunks = sparse_event._csr_tiling(3 * 50, conn.max_row)
-    assert n_chunks >= 2 and groups >= 2 and (3 * 50) % (rows * groups) != 0
-    block, rows, _ = sparse_event._csr_compact_tiling(3 * 50, conn.max_row)
+    block, rows, chunk = sparse_event._csr_tiling(3 * 50, conn.max_row)
     assert block == 128 and rows == 8  # two programs, the second cut short
+    assert conn.max_row > 2 * chunk  # several chunks per row
     weight = make_weight(rng, weight_kind, conn)
     spikes = make_spikes(rng, "float", (3, 50), 20)
     out = ops.csr_event_matmul(spikes, weight, conn.indptr, conn.indices, 700, path="kernel")
@@ -611,7 +605,7 @@ def test_zero_buffer_per_call(first):
     """The kernels' output buffer is a zero computed from the call's own
     input (so XLA cannot merge the buffers of several calls and copy them):
     +0 everywhere, whatever that input's first element is."""
-    from eventlib.ops._dispatch import zeros_for_call
+    from eventlib.ops._compact import zeros_for_call
 
     tied = jnp.asarray([first, 1.0], jnp.float32)
     zeros = np.asarray(jax.jit(lambda t: zeros_for_call(5, jnp.float32, t))(tied))

@@ -6,7 +6,7 @@ import brainstate
 import jax.numpy as jnp
 
 from .. import _checks, _units
-from ..ops import _dispatch
+from ..ops import check_path
 from ..ops.dense_event import event_matmul, homogeneous_matmul
 
 __all__ = ["EventLinear"]
@@ -81,7 +81,7 @@ class EventLinear(brainstate.nn.Module):
         self.out_size = (self.n_post,)
         self.float_as_event = bool(float_as_event)
         self.block_size = block_size
-        self.path = _dispatch.check_path(path)
+        self.path = check_path(path)
         value = init_param(weight, (self.n_pre, self.n_post), "weight", [(), (self.n_pre, self.n_post)])
         self.weight = param_type(value)
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import _checks, _units
 from ..connectivity import stored as conn_lib
-from ..ops import _dispatch
+from ..ops import check_path
 from ..ops.procedural_event import make_rule
 from ..ops.sparse_event import coo_matmul, csr_event_matmul, csr_pre_indices, csr_to_dense
 from . import procedural as _procedural
@@ -276,7 +276,7 @@ class _SparseLayer(brainstate.nn.Module):
         self.in_size = (conn.n_pre,)
         self.out_size = (conn.n_post,)
         self.n_pre, self.n_post = conn.n_pre, conn.n_post
-        self.path = _dispatch.check_path(path)
+        self.path = check_path(path)
         arrays = {"indptr": jnp.asarray(conn.indptr), "indices": jnp.asarray(conn.indices)}
         if self._dense_equivalent:
             # The float product visits every synapse on every call and needs

@@ -19,7 +19,7 @@ import numpy as np
 from .. import _units
 from ..connectivity import stored as conn_lib
 from ..connectivity.procedural import max_row_bound
-from ..ops import _dispatch
+from ..ops import check_path
 from ..ops.procedural_event import expected_synapses, procedural_event_matmul, stored_connectivity
 from .event_linear import init_param
 
@@ -42,7 +42,7 @@ def setup(layer, rule, table, conn_weight, *, param_type, path) -> None:
     or ``(n_pre,)``: one weight per presynaptic row)."""
     layer.in_size, layer.out_size = (rule.n_pre,), (rule.n_post,)
     layer.n_pre, layer.n_post = rule.n_pre, rule.n_post
-    layer.path = _dispatch.check_path(path)
+    layer.path = check_path(path)
     layer.rule = rule
     # The seed and the table travel as state (not compile-time constants),
     # like stored indices: a restored seed is the one the product uses.

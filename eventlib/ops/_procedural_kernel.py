@@ -34,7 +34,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from ..connectivity import procedural as rows
-from ._dispatch import compact_active, pallas_call, zeros_for_call
+from ._compact import compact_active, pallas_call, zeros_for_call
+from ._primitive import check_flat_size
 
 _BLOCK = 128
 _PROGRAMS = 1024
@@ -212,11 +213,7 @@ def procedural_kernel_call(values, weight, table, rule: rows.Rule, platform, see
     from jax.experimental import pallas as pl
 
     batch, n_pre = values.shape
-    if batch * rule.n_post + 1 >= 2**31:
-        raise ValueError(
-            f"a batch of {batch} rows of {rule.n_post} outputs is beyond int32 indexing; "
-            "split the batch into smaller calls"
-        )
+    check_flat_size(batch, rule.n_post, "outputs", extra=1)
     pairs, vals, count = compact_active(values.reshape(1, -1), _PROGRAMS, platform)
     scalar, n_table = weight.ndim == 0, table.shape[0]
     if n_table == 0:  # Triton refuses zero-sized refs; the table is never read then

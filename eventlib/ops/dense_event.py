@@ -1,15 +1,17 @@
 """Event-driven product with a dense weight: ``spikes @ weight``.
 
-Three functions side by side:
-
 - :func:`event_matmul`: the operator (a JAX primitive with event-driven
   gradients): a portable pure-JAX path, GPU kernels in Pallas, and the
-  dense product, chosen per platform (see :mod:`eventlib.ops._dispatch`).
+  dense product, chosen per platform (see :mod:`eventlib.ops.paths`).
 - :func:`event_matmul_reference`: the plain ``jnp`` product it must equal.
 
 Cost model: a dense product reads all ``n_pre x n_post`` weights; the event
 path reads only the rows of the inputs active in any batch row (``k_union x
 n_post``), plus one pass over the spikes to find them.
+
+Sections, in order: the dense reference, the portable event-driven path, the
+GPU kernels, the primitive that chooses between them, its derivatives, its
+batching, the public operator.
 """
 
 from __future__ import annotations
@@ -24,20 +26,14 @@ from jax.core import ShapedArray
 from jax.interpreters import ad, batching
 
 from .. import _checks
-from ._dispatch import (
-    HIGHEST,
-    active_indices,
-    chunked_loop,
-    compact_active,
-    count_active,
-    make_primitive,
-    map_batched,
-    pallas_call,
-    resolve_default,
-    resolve_path,
-)
+from . import paths
+from ._compact import active_indices, chunked_loop, compact_active, count_active, pallas_call
+from ._primitive import HIGHEST, make_primitive, map_batched, spikes_batching
 
 __all__ = ["event_matmul", "event_matmul_reference", "spike_values"]
+
+
+# -- dense reference -----------------------------------------------------------
 
 
 def spike_values(spikes, dtype, float_as_event: bool):
@@ -69,7 +65,7 @@ def event_matmul_reference(spikes, weight, *, float_as_event: bool = False):
 
 
 # A single vector reads its active rows one by one with contiguous dynamic
-# slices (a gather of rows ran ~2x slower on CPU), _UNROLL rows per loop step.
+# slices (a gather of rows is about 2x slower on CPU), _UNROLL rows per loop step.
 # A batch gathers _CHUNK rows at a time and multiplies them by the (batch,
 # _CHUNK) block of values, sharing every row read across the batch.
 _UNROLL = 8
@@ -242,16 +238,18 @@ def _event_matmat_kernel(values, weight, platform, adaptive: bool):
     if not adaptive:
         return event(values, weight)
     # The batched kernel multiplies with CUDA-core float32 FMAs, like the
-    # dense product at HIGHEST precision, and also gathers its row tiles. On
-    # an H200 it matched the dense product at about 2/3 of the rows active
-    # for n = 50000, but at about 1/3 for n = 10000 (fewer column blocks keep
-    # fewer multiprocessors busy); a quarter keeps it within a few percent
-    # of dense at both (benchmarks/KERNEL_NOTES.md). The choice counts the
-    # rows with one XLA reduction, so the dense product does not wait for
-    # the compaction: at n = 10000 finding the rows first cost a quarter
-    # of the product.
+    # dense product at HIGHEST precision, and also gathers its row tiles, so
+    # it breaks even with dense well before every row is active, and earlier
+    # for small n (fewer column blocks keep fewer multiprocessors busy); a
+    # quarter keeps it within a few percent of dense at n = 10000 and 50000
+    # (benchmarks/KERNEL_NOTES.md). The choice counts the rows with one XLA
+    # reduction, so the dense product does not wait for the compaction,
+    # which at small n costs a sizeable part of the product.
     union = jnp.sum(jnp.any(values != 0, axis=0).astype(jnp.int32))
     return lax.cond(union * 4 <= n_pre, event, _dense_product, values, weight)
+
+
+# -- the primitive: the path chosen per platform (eventlib.ops.paths) -------------
 
 
 def _dense_product(values, weight):
@@ -268,14 +266,13 @@ def _event_matmat_impl(spikes, weight, *, float_as_event, path, platform):
     # is widened as it is read, the result rounded once to ``dtype``.
     values = spike_values(spikes, _checks.accumulation_dtype(dtype), float_as_event)
     weight = weight.astype(dtype)
-    adaptive = resolve_default(path) == "auto"  # free to switch to dense
-    path = resolve_path(path, platform)
+    choice = paths.resolve(path, platform, "dense")
     dense = _dense_product
 
-    if path == "dense" or batch == 0 or weight.shape[1] == 0 or n_pre == 0:
+    if choice.run == "dense" or batch == 0 or weight.shape[1] == 0 or n_pre == 0:
         return dense(values, weight).astype(dtype)
-    if path == "kernel":
-        return _event_matmat_kernel(values, weight, platform, adaptive).astype(dtype)
+    if choice.run == "kernel":
+        return _event_matmat_kernel(values, weight, platform, choice.may_switch).astype(dtype)
 
     # Rows active in any batch row: each is read once and shared by the
     # whole batch (k_union x n_post weights instead of n_pre x n_post).
@@ -287,7 +284,7 @@ def _event_matmat_impl(spikes, weight, *, float_as_event, path, platform):
             return _rows_one_by_one(active_indices(active, _UNROLL), count, values, weight)
         return _rows_in_chunks(active_indices(active, _CHUNK), count, values, weight)
 
-    if not adaptive:
+    if not choice.may_switch:
         return event(values, weight).astype(dtype)
     return lax.cond(_use_event(count, n_pre, batch), event, dense, values, weight).astype(dtype)
 
@@ -322,6 +319,7 @@ ad.defjvp(event_matmat_p, _spikes_jvp, _weight_jvp)
 
 def _event_outer(spikes, cotangent, *, weight_dtype, float_as_event, path, platform=None):
     """``spikes.T @ cotangent`` written only into the active rows."""
+    choice = paths.resolve(path, platform, "dense", kernel=False)
     n_pre, n_post = spikes.shape[1], cotangent.shape[1]
     batch = spikes.shape[0]
     values = spike_values(spikes, cotangent.dtype, float_as_event)
@@ -330,7 +328,7 @@ def _event_outer(spikes, cotangent, *, weight_dtype, float_as_event, path, platf
     def dense(values, cotangent):
         return jnp.matmul(values.T, cotangent, precision=HIGHEST, preferred_element_type=acc)
 
-    if path == "dense" or batch == 0:
+    if choice.run == "dense" or batch == 0:
         return dense(values, cotangent).astype(weight_dtype)
     active = jnp.any(spikes.astype(jnp.bool_), axis=0)
     count = count_active(active)
@@ -346,7 +344,7 @@ def _event_outer(spikes, cotangent, *, weight_dtype, float_as_event, path, platf
 
         return chunked_loop(count, _CHUNK, step, jnp.zeros((n_pre, n_post), acc))
 
-    if resolve_default(path) != "auto":  # an explicit event path never switches
+    if not choice.may_switch:
         return event(values, cotangent).astype(weight_dtype)
     out = lax.cond(_use_event(count, n_pre, batch), event, dense, values, cotangent)
     return out.astype(weight_dtype)
@@ -403,26 +401,24 @@ def _transpose(cotangent, spikes, weight, *, float_as_event, path):
 ad.primitive_transposes[event_matmat_p] = _transpose
 
 
-def _batch(args, dims, *, float_as_event, path):
+# -- batching ----------------------------------------------------------------
+
+
+def _batch_weights(args, dims, *, float_as_event, path):
+    """A batch of weights (rare: per-example weights): the exact dense
+    product for each, not event-driven."""
     spikes, weight = args
     s_dim, w_dim = dims
-    if w_dim is not None:
-        # A batch of weights (rare: per-example weights); the exact dense
-        # product for each, not event-driven.
-        spikes = batching.bdim_at_front(spikes, s_dim, weight.shape[w_dim])
-        weight = jnp.moveaxis(weight, w_dim, 0)
-        dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
-        values = spike_values(spikes, dtype, float_as_event)
-        acc = _checks.accumulation_dtype(dtype)
-        out = jnp.einsum("vbi,vij->vbj", values, weight.astype(dtype), precision=HIGHEST, preferred_element_type=acc)
-        return out.astype(dtype), 0
-    spikes = jnp.moveaxis(spikes, s_dim, 0)
-    n_map, batch, n_pre = spikes.shape
-    out = event_matmat_p.bind(spikes.reshape(n_map * batch, n_pre), weight, float_as_event=float_as_event, path=path)
-    return out.reshape(n_map, batch, -1), 0
+    spikes = batching.bdim_at_front(spikes, s_dim, weight.shape[w_dim])
+    weight = jnp.moveaxis(weight, w_dim, 0)
+    dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
+    values = spike_values(spikes, dtype, float_as_event)
+    acc = _checks.accumulation_dtype(dtype)
+    out = jnp.einsum("vbi,vij->vbj", values, weight.astype(dtype), precision=HIGHEST, preferred_element_type=acc)
+    return out.astype(dtype), 0
 
 
-batching.primitive_batchers[event_matmat_p] = _batch
+batching.primitive_batchers[event_matmat_p] = spikes_batching(event_matmat_p, _batch_weights)
 
 
 # -- the public operator -----------------------------------------------------
@@ -438,7 +434,7 @@ def event_matmul(spikes, weight, *, float_as_event: bool = False, path: str = "a
       weight: float array ``(n_pre, n_post)``.
       float_as_event: count every nonzero input as 1 (brainstate's
         ``float_as_event=True``); the spike gradient is then straight-through.
-      path: ``'auto'``, ``'event'``, ``'kernel'`` or ``'dense'`` (see :mod:`eventlib.ops`).
+      path: ``'auto'``, ``'event'``, ``'kernel'`` or ``'dense'`` (see :mod:`eventlib.ops.paths`).
 
     Returns:
       Array ``(..., n_post)``, equal to ``spikes @ weight`` up to float32
@@ -458,7 +454,7 @@ def event_matmul(spikes, weight, *, float_as_event: bool = False, path: str = "a
         spikes.reshape(int(np.prod(lead, dtype=np.int64)), weight.shape[0]),
         weight,
         float_as_event=bool(float_as_event),
-        path=resolve_default(path),
+        path=paths.bind_path(path),
     )
     return out.reshape(*lead, weight.shape[1])
 

@@ -30,15 +30,10 @@ from jax.interpreters import ad, batching
 from .. import _checks
 from ..connectivity import procedural as rows
 from ..connectivity.procedural import Rule, expected_synapses, make_rule, stored_connectivity
-from ._dispatch import (
-    HIGHEST,
-    active_indices,
-    count_active,
-    make_primitive,
-    map_batched,
-    resolve_default,
-    resolve_path,
-)
+from . import paths
+from ._compact import active_indices, count_active
+from ._primitive import HIGHEST, check_flat_size, make_primitive, map_batched, spikes_batching
+from ._procedural_kernel import procedural_kernel_call
 from .dense_event import spike_values
 
 # The rule (how rows are drawn) lives in eventlib.connectivity.procedural; its
@@ -139,6 +134,10 @@ def _forward(values, spikes, weight, table, seed, rule: Rule, every_row: bool):
     return out.reshape(batch, rule.n_post)
 
 
+# -- the primitive: the path chosen per platform (eventlib.ops.paths); the
+# Pallas kernel is in _procedural_kernel.py ------------------------------------
+
+
 def _impl(spikes, weight, table, seed, *, rule, float_as_event, path, platform):
     batch, n_pre = spikes.shape
     dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
@@ -147,22 +146,13 @@ def _impl(spikes, weight, table, seed, *, rule, float_as_event, path, platform):
     acc = _checks.accumulation_dtype(dtype)
     values = spike_values(spikes, acc, float_as_event)
     weight = weight.astype(dtype).astype(acc)
-    path = resolve_path(path, platform)
+    choice = paths.resolve(path, platform, "procedural")
     if batch == 0 or rule.n_post == 0:
         return jnp.zeros((batch, rule.n_post), dtype)
-    _check_flat_size(batch, n_pre)
-    if path == "kernel":
-        from ._procedural_kernel import procedural_kernel_call
-
+    check_flat_size(batch, n_pre)
+    if choice.run == "kernel":
         return procedural_kernel_call(values, weight, table, rule, platform, seed).astype(dtype)
-    return _forward(values, spikes, weight, table, seed, rule, every_row=path == "dense").astype(dtype)
-
-
-def _check_flat_size(batch: int, n: int) -> None:
-    if batch * n >= 2**31:
-        raise ValueError(
-            f"a batch of {batch} rows of {n} inputs is beyond int32 indexing; split the batch into smaller calls"
-        )
+    return _forward(values, spikes, weight, table, seed, rule, every_row=choice.run == "dense").astype(dtype)
 
 
 def _abstract(spikes, weight, table, seed, *, rule, float_as_event, path):
@@ -228,7 +218,7 @@ def _spikes_cotangent(cotangent, weight, table, seed, rule: Rule):
 
 def _wct_impl(spikes, cotangent, table, seed, *, rule, float_as_event, path, weight_dtype, scalar, platform=None):
     values = spike_values(spikes, cotangent.dtype, float_as_event)
-    every_row = path == "dense"
+    every_row = paths.resolve(path, platform, "procedural", kernel=False).run == "dense"
     return _weight_cotangent(values, spikes, cotangent, table, seed, rule, scalar, every_row).astype(weight_dtype)
 
 
@@ -355,26 +345,20 @@ def _transpose(cotangent, spikes, weight, table, seed, *, rule, float_as_event, 
 ad.primitive_transposes[procedural_matmat_p] = _transpose
 
 
-def _batch(args, dims, **params):
-    spikes, weight, table, seed = args
-    s_dim, w_dim, t_dim, seed_dim = dims
-    if t_dim is not None or seed_dim is not None:
+# -- batching ----------------------------------------------------------------
+
+
+def _batch_others(args, dims, **params):
+    """A batch of per-row weights: the product for each, in turn; the rule is
+    static, so a batch of tables or seeds is refused."""
+    if dims[2] is not None or dims[3] is not None:
         raise NotImplementedError(
             "vmap over the threshold table or the seed is not supported; build one layer per matrix"
         )
-    if w_dim is not None:
-        n_map = weight.shape[w_dim]
-        spikes = batching.bdim_at_front(spikes, s_dim, n_map)
-        weight = jnp.moveaxis(weight, w_dim, 0)
-        out = lax.map(lambda sw: procedural_matmat_p.bind(sw[0], sw[1], table, seed, **params), (spikes, weight))
-        return out, 0
-    spikes = jnp.moveaxis(spikes, s_dim, 0)
-    n_map, batch, n_pre = spikes.shape
-    out = procedural_matmat_p.bind(spikes.reshape(n_map * batch, n_pre), weight, table, seed, **params)
-    return out.reshape(n_map, batch, -1), 0
+    return map_batched(procedural_matmat_p, args, dims, **params)
 
 
-batching.primitive_batchers[procedural_matmat_p] = _batch
+batching.primitive_batchers[procedural_matmat_p] = spikes_batching(procedural_matmat_p, _batch_others)
 batching.primitive_batchers[weight_cotangent_p] = functools.partial(map_batched, weight_cotangent_p)
 batching.primitive_batchers[spikes_cotangent_p] = functools.partial(map_batched, spikes_cotangent_p)
 
@@ -399,7 +383,7 @@ def procedural_event_matmul(
         the seed held in its state, so a restored seed takes effect.
       float_as_event: count every nonzero input as 1.
       path: ``'auto'``, ``'event'``, ``'kernel'`` or ``'dense'`` (every row
-        regenerated once per call; see :mod:`eventlib.ops`).
+        regenerated once per call; see :mod:`eventlib.ops.paths`).
 
     Returns:
       ``(..., n_post)`` array equal to ``spikes @ M`` to float32 rounding
@@ -420,7 +404,7 @@ def procedural_event_matmul(
     seed = _seed_operand(rule.seed if seed is None else seed)
     lead = spikes.shape[:-1]
     batch = int(np.prod(lead, dtype=np.int64))
-    _check_flat_size(batch, rule.n_pre)
+    check_flat_size(batch, rule.n_pre)
     if rule.n_pre == 0 or rule.n_post == 0:  # an empty population: no rows to regenerate, all zeros
         return jnp.zeros((*lead, rule.n_post), _checks.out_dtype(spikes.dtype, weight.dtype))
     out = procedural_matmat_p.bind(
@@ -430,7 +414,7 @@ def procedural_event_matmul(
         seed,
         rule=rule,
         float_as_event=bool(float_as_event),
-        path=resolve_default(path),
+        path=paths.bind_path(path),
     )
     return out.reshape(*lead, rule.n_post)
 

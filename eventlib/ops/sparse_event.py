@@ -14,6 +14,10 @@
 Cost model: the event path reads ``max_row`` (index, weight) pairs for each
 active (batch row, input) pair and scatters them into the output; the
 dense-equivalent path touches every synapse once per batch row.
+
+Sections, in order: the dense reference, the portable event-driven path, the
+GPU kernel, the deterministic formulation, the primitive that chooses
+between them, its derivatives, its batching, the public operator.
 """
 
 from __future__ import annotations
@@ -28,20 +32,15 @@ from jax.core import ShapedArray
 from jax.interpreters import ad, batching
 
 from .. import _checks
-from ._dispatch import (
-    HIGHEST,
-    active_indices,
-    count_active,
-    make_primitive,
-    map_batched,
-    pallas_call,
-    resolve_default,
-    resolve_path,
-    zeros_for_call,
-)
+from . import paths
+from ._compact import active_indices, count_active, pallas_call, zeros_for_call
+from ._primitive import HIGHEST, check_flat_size, make_primitive, map_batched, spikes_batching
 from .dense_event import spike_values
 
 __all__ = ["csr_event_matmul", "coo_matmul", "csr_to_dense", "sparse_matmul_reference", "csr_pre_indices"]
+
+
+# -- dense-equivalent product and dense reference --------------------------------
 
 
 def csr_pre_indices(indptr, n_synapses: int):
@@ -151,14 +150,6 @@ def _fold_active_pairs(spikes, values, indptr, indices, max_row: int, n_post: in
     return lax.fori_loop(0, count, step, init)
 
 
-def _check_flat_size(batch: int, n_pre: int) -> None:
-    # The event path indexes the flattened spikes with int32.
-    if batch * n_pre >= 2**31:
-        raise ValueError(
-            f"a batch of {batch} rows of {n_pre} inputs is beyond int32 indexing; split the batch into smaller calls"
-        )
-
-
 def _window(max_row: int, n_syn: int) -> int:
     """The static window the event paths read per row: ``max_row``, at least
     one slot and at most the stored synapses (a stale ``max_row`` from
@@ -177,60 +168,38 @@ def _rows_fit(indptr, window: int):
 
 # -- GPU kernel (Pallas, lowered through Triton) -------------------------------
 #
-# Two versions share the row-chunk step (``_add_rows_chunk``): version 6, the
-# default (``_CSR_COMPACT``, below), and version 5, kept selectable and tested
-# because it spreads many active long rows over more programs (faster at
-# 20% activity with rows of 2500 synapses on an H200).
+# Each program reads a block of ``block`` inputs (flattened (batch row, input)
+# pairs) in one load and compacts its active ones in registers (an exclusive
+# prefix sum of the activity); it then loops over them ``rows`` at a time, so
+# every row of a [rows, chunk] tile of synapse positions belongs to an active
+# input, and adds each chunk of those rows' synapses into the output with
+# masked atomic adds, up to the tile's longest active row (a run-time trip
+# count: short rows cost no chunks, and rows of any length are handled). The
+# number of programs is n_flat / block whatever the activity, and an idle
+# program costs one load and a prefix sum: cheap at the 0.1-1 % activity of
+# spiking networks. With many active rows of thousands of synapses, fewer
+# programs share the atomic adds (the trade-off is recorded in
+# benchmarks/KERNEL_NOTES.md, stored connectivity, items 5 and 6).
 #
-# Version 5, no compaction: the grid is row programs (times chunks, when a row's chunks
-# are not looped over inside the program: ``_CSR_CHUNK_LOOP``). A row
-# program owns ``groups`` tiles of ``rows`` consecutive (batch row, input)
-# pairs; chunk c covers synapse positions [c * chunk, (c + 1) * chunk) of
-# every row. For each tile the program reads the ``rows`` input values and,
-# only if one is nonzero, reads those rows' targets chunk by chunk, up to
-# the longest active row (masked loads: inactive rows cost no memory
-# traffic), and adds them into the output with masked atomic adds. So
-# one launch does the whole product, and the bytes read are the input
-# vector plus the active rows' synapses. (Version 2 compacted the active
-# inputs first: three more launches, about 25 us at every activity.)
 # Float atomics make the summation order, and so the last bits of an output
 # that receives several events, vary from run to run; sums of small dyadic
 # weights are exact in any order. ``deterministic=True`` avoids atomics.
 _CSR_TILE = 2048  # rows * chunk: 16 elements per thread with 4 warps
-# Target number of row programs (more groups per program beyond), for rows
-# of one chunk and for longer ones. On an H200 (KERNEL_NOTES.md, version 5):
-# with short rows a program's work is small and the launch's waves cost
-# most, so fewer programs won (the COBA step at 400000 neurons: 20 us with
-# 4096, 25 us with 32768); with long rows more programs spread the atomics
-# (10^6 rows of 1000: 149 us with 32768, 168 us with 4096, at 1% active).
-_CSR_ROW_PROGRAMS = {"short": 4096, "long": 32768}
-# Rows longer than one chunk: their chunks as a loop inside the program
-# (True), or as the grid's second axis (False: a program per chunk, each
-# re-reading the values). The loop was 1.2-2.4x faster on an H200 for rows
-# of 1000 and 2500 synapses (benchmarks/KERNEL_NOTES.md, version 5).
-_CSR_CHUNK_LOOP = True
+_CSR_BLOCK = 1024  # inputs per program (at most; fewer for small inputs)
+_CSR_PROGRAMS = 512  # below this many programs, smaller blocks
 
 
-def _rows_and_chunk(max_row: int) -> tuple[int, int]:
-    """Both versions' tile: ``rows`` rows by ``chunk`` synapse positions
-    (a power of two, 16 to 256), ``_CSR_TILE`` slots in all."""
+def _csr_tiling(n_flat: int, max_row: int) -> tuple[int, int, int]:
+    """``(block, rows, chunk)`` for ``n_flat`` pairs and rows of at most
+    ``max_row`` synapses: ``rows`` rows by ``chunk`` synapse positions (a
+    power of two, 16 to 256), ``_CSR_TILE`` slots in all."""
     from jax.experimental import pallas as pl
 
     chunk = int(min(256, max(16, pl.next_power_of_2(max_row))))
-    return _CSR_TILE // chunk, chunk
-
-
-def _csr_tiling(n_flat: int, max_row: int) -> tuple[int, int, int, int]:
-    """``(rows, chunk, groups, n_chunks)`` for ``n_flat`` pairs and rows of at
-    most ``max_row`` synapses."""
-    from jax.experimental import pallas as pl
-
-    rows, chunk = _rows_and_chunk(max_row)
-    n_chunks = -(-max_row // chunk)
-    programs = _CSR_ROW_PROGRAMS["long" if n_chunks > 1 else "short"]
-    # A power of two: the program reads its groups' values as one 2-D block.
-    groups = int(min(128, pl.next_power_of_2(max(1, -(-n_flat // (rows * programs))))))
-    return rows, chunk, groups, n_chunks
+    rows = _CSR_TILE // chunk
+    # The one-hot selection is rows x block elements: keep it at 8192.
+    block = min(_CSR_BLOCK, 8192 // rows, pl.next_power_of_2(max(1, -(-n_flat // _CSR_PROGRAMS))))
+    return int(max(16, block)), rows, chunk
 
 
 def _add_rows_chunk(c, value, b, start, end, active, refs, *, chunk, n_post, scalar, masked_atomics):
@@ -258,111 +227,7 @@ def _add_rows_chunk(c, value, b, start, end, active, refs, *, chunk, n_post, sca
         out_ref[...] = out_ref[...].at[jnp.where(ok, dest, sink)].add(jnp.where(ok, contrib, 0.0))
 
 
-def _csr_event_kernel(
-    val_ref,
-    indptr_ref,
-    indices_ref,
-    w_ref,
-    _zeros_ref,
-    out_ref,
-    *,
-    n_flat,
-    n_pre,
-    n_post,
-    rows,
-    chunk,
-    groups,
-    chunk_loop,
-    scalar,
-    masked_atomics,
-):
-    from jax.experimental import pallas as pl
-    from jax.experimental.pallas import triton as plgpu
-
-    p = pl.program_id(0)
-    refs = (indices_ref, w_ref, out_ref)
-    # Read at the top level: the interpreter has no program_id inside a cond.
-    c_grid = None if chunk_loop else pl.program_id(1)
-    # All the program's input values in one load, and which of its tiles
-    # hold an active one (int32 reductions: the Triton lowering has no
-    # boolean ones). The loop then tests each tile without touching memory.
-    group = jnp.arange(groups)
-    first = p * groups * rows + group[:, None] * rows + jnp.arange(rows)[None, :]
-    block = plgpu.load(val_ref.at[first], mask=first < n_flat, other=0)
-    busy = jnp.max((block != 0).astype(jnp.int32), axis=1)
-
-    def add_chunk(c, value, b, start, end, active):
-        _add_rows_chunk(
-            c,
-            value,
-            b,
-            start,
-            end,
-            active,
-            refs,
-            chunk=chunk,
-            n_post=n_post,
-            scalar=scalar,
-            masked_atomics=masked_atomics,
-        )
-
-    def tile(g, carry):
-        flat = (p * groups + g) * rows + jnp.arange(rows)
-
-        @pl.when(jnp.sum(jnp.where(group == g, busy, 0)) > 0)
-        def _():
-            value = plgpu.load(val_ref.at[flat], mask=flat < n_flat, other=0)
-            active = value != 0
-            b = flat // n_pre
-            i = flat - b * n_pre
-            start = plgpu.load(indptr_ref.at[i], mask=active, other=0)
-            end = plgpu.load(indptr_ref.at[i + 1], mask=active, other=0)
-            if not chunk_loop:
-                add_chunk(c_grid, value, b, start, end, active)
-                return
-
-            # All chunks in this program, up to the longest active row of
-            # the tile (a run-time trip count): short rows cost no chunks.
-            def one_chunk(c, carry):
-                add_chunk(c, value, b, start, end, active)
-                return carry
-
-            longest = jnp.max(jnp.where(active, end - start, 0))
-            lax.fori_loop(0, (longest + chunk - 1) // chunk, one_chunk, jnp.int32(0))
-
-        return carry
-
-    lax.fori_loop(0, groups, tile, jnp.int32(0))
-
-
-# Version 6, the default: each program reads a block of ``block`` inputs
-# in one load and compacts its active ones in registers (an exclusive prefix
-# sum of the activity); it then loops over them ``rows`` at a time, so every
-# row of a [rows, chunk] tile of synapse positions belongs to an active
-# input. The number of programs is n_flat / block whatever the activity, and
-# a program's work is its active rows only. (Version 5, above, launches
-# n_flat / (rows * groups) programs whose tiles are mostly empty at low
-# activity.) On an H200 (KERNEL_NOTES.md, version 6) it was 1.7x faster
-# than version 5 for 10^6 rows of 1000 at 0.1% active, about as fast at 1%,
-# slower with many active rows of thousands of synapses (fewer programs
-# share the atomic adds), and the network step at 400000 neurons went from
-# 19.9 to 17.2 us.
-_CSR_COMPACT = True
-_CSR_COMPACT_BLOCK = 1024  # inputs per program (at most; fewer for small inputs)
-_CSR_COMPACT_PROGRAMS = 512  # below this many programs, smaller blocks
-
-
-def _csr_compact_tiling(n_flat: int, max_row: int) -> tuple[int, int, int]:
-    """``(block, rows, chunk)`` of the compacting kernel."""
-    from jax.experimental import pallas as pl
-
-    rows, chunk = _rows_and_chunk(max_row)
-    # The one-hot selection is rows x block elements: keep it at 8192.
-    block = min(_CSR_COMPACT_BLOCK, 8192 // rows, pl.next_power_of_2(max(1, -(-n_flat // _CSR_COMPACT_PROGRAMS))))
-    return int(max(16, block)), rows, chunk
-
-
-def _csr_compact_kernel(
+def _csr_kernel(
     val_ref,
     indptr_ref,
     indices_ref,
@@ -431,54 +296,33 @@ def _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, pla
     from jax.experimental import pallas as pl
 
     batch, n_pre = values.shape
-    if batch * n_post + 1 >= 2**31:
-        raise ValueError(
-            f"a batch of {batch} rows of {n_post} outputs is beyond int32 indexing; split the batch into smaller calls"
-        )
+    check_flat_size(batch, n_post, "outputs", extra=1)
     n_flat = batch * n_pre
-    rows, chunk, groups, n_chunks = _csr_tiling(n_flat, max_row)
-    if n_flat + max(rows * groups, _CSR_COMPACT_BLOCK) >= 2**31:  # the last program's positions stay int32
-        raise ValueError(
-            f"a batch of {batch} rows of {n_pre} inputs is beyond int32 indexing; split the batch into smaller calls"
-        )
+    block, rows, chunk = _csr_tiling(n_flat, max_row)
+    check_flat_size(batch, n_pre, extra=block)  # the last program's positions stay int32
     # The interpreter's scatter-add sends masked-out slots to a spare last
     # element; the GPU's masked atomics need none.
     size = batch * n_post + (0 if platform == "cuda" else 1)
-    common = dict(n_flat=n_flat, n_pre=n_pre, n_post=n_post, scalar=weight.ndim == 0, masked_atomics=platform == "cuda")
-    if _CSR_COMPACT:
-        block, rows, chunk = _csr_compact_tiling(n_flat, max_row)
-        kernel = functools.partial(_csr_compact_kernel, block=block, rows=rows, chunk=chunk, **common)
-        grid = (pl.cdiv(n_flat, block),)
-    else:
-        chunk_loop = _CSR_CHUNK_LOOP and n_chunks > 1
-        kernel = functools.partial(
-            _csr_event_kernel, rows=rows, chunk=chunk, groups=groups, chunk_loop=chunk_loop, **common
-        )
-        grid = (pl.cdiv(n_flat, rows * groups), 1 if chunk_loop else n_chunks)
-
-    def launch(kernel, grid):
-        return pallas_call(
-            kernel,
-            platform=platform,
-            grid=grid,
-            in_specs=[pl.no_block_spec] * 5,
-            out_specs=pl.no_block_spec,
-            out_shape=jax.ShapeDtypeStruct((size,), values.dtype),
-            input_output_aliases={4: 0},
-        )(values.reshape(-1), indptr, indices, weight.reshape(-1), zeros_for_call(size, values.dtype, values))
-
-    if _CSR_COMPACT or chunk_loop:
-        # Both loop over each row's chunks up to its run-time length.
-        out = launch(kernel, grid)
-    else:
-        # A grid of n_chunks chunks covers rows of max_row synapses only:
-        # longer rows (a max_row older than the connectivity) take the chunk loop.
-        looping = functools.partial(_csr_event_kernel, rows=rows, chunk=chunk, groups=groups, chunk_loop=True, **common)
-        out = lax.cond(
-            _rows_fit(indptr, n_chunks * chunk),
-            lambda: launch(kernel, grid),
-            lambda: launch(looping, (grid[0], 1)),
-        )
+    kernel = functools.partial(
+        _csr_kernel,
+        n_flat=n_flat,
+        n_pre=n_pre,
+        n_post=n_post,
+        block=block,
+        rows=rows,
+        chunk=chunk,
+        scalar=weight.ndim == 0,
+        masked_atomics=platform == "cuda",
+    )
+    out = pallas_call(
+        kernel,
+        platform=platform,
+        grid=(pl.cdiv(n_flat, block),),
+        in_specs=[pl.no_block_spec] * 5,
+        out_specs=pl.no_block_spec,
+        out_shape=jax.ShapeDtypeStruct((size,), values.dtype),
+        input_output_aliases={4: 0},
+    )(values.reshape(-1), indptr, indices, weight.reshape(-1), zeros_for_call(size, values.dtype, values))
     # Without the spare element the output is the buffer itself, no slice.
     return (out if size == batch * n_post else out[:-1]).reshape(batch, n_post)
 
@@ -568,6 +412,9 @@ def _sorted_every_synapse(values, weight, indptr, indices, n_post: int):
     return jnp.zeros((n_out,), values.dtype).at[last].add(sums, mode="drop").reshape(batch, n_post)
 
 
+# -- the primitive: the path chosen per platform (eventlib.ops.paths) -------------
+
+
 def _csr_event_impl(spikes, weight, indptr, indices, *, n_post, max_row, float_as_event, path, deterministic, platform):
     batch, n_pre = spikes.shape
     dtype = _checks.out_dtype(spikes.dtype, weight.dtype)
@@ -576,7 +423,7 @@ def _csr_event_impl(spikes, weight, indptr, indices, *, n_post, max_row, float_a
     values = spike_values(spikes, _checks.accumulation_dtype(dtype), float_as_event)
     weight = weight.astype(dtype)
     n_syn = indices.shape[0]
-    path = resolve_path(path, platform)
+    choice = paths.resolve(path, platform, "csr", deterministic=deterministic)
     # A layer called under jit closes over its connectivity as constants; the
     # barrier stops XLA from constant-folding work on them at compile time.
     indptr, indices = lax.optimization_barrier((indptr, indices))
@@ -585,24 +432,25 @@ def _csr_event_impl(spikes, weight, indptr, indices, *, n_post, max_row, float_a
         return jnp.zeros((batch, n_post), dtype)
     max_row = _window(max_row, n_syn)
     fits = _rows_fit(indptr, max_row)
-    if deterministic:
-        _check_flat_size(batch, n_pre)
+    if choice.run == "sorted":
+        check_flat_size(batch, n_pre)
         out = lax.cond(
             fits,
             lambda: _csr_sorted(values, weight, indptr, indices, n_post, max_row),
             lambda: _sorted_every_synapse(values, weight, indptr, indices, n_post),
         )
         return out.astype(dtype)
-    if path == "dense":
+    if choice.run == "dense":
         return coo_matmul(values.astype(dtype), weight, csr_pre_indices(indptr, n_syn), indices, n_post)
-    _check_flat_size(batch, n_pre)
-    if path == "kernel":
+    check_flat_size(batch, n_pre)
+    if choice.run == "kernel":
         # The kernels read each row's length at run time: any length is handled.
         return _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, platform).astype(dtype)
 
     # Each active pair's targets are read as one window and scattered into
-    # the output. No switch to the dense-equivalent pass: one pass over every
-    # synapse measured slower than this loop even with every input active.
+    # the output. No switch to the dense-equivalent pass (paths.resolve): one
+    # pass over every synapse is slower than this loop even with every input
+    # active.
     def add_row(b, value, first, inside, tgt, out):
         w = (weight if weight.ndim == 0 else lax.dynamic_slice_in_dim(weight, first, max_row)).astype(values.dtype)
         if batch == 1:
@@ -653,11 +501,12 @@ def _weight_cotangent_dense(values, cotangent, indptr, indices, scalar: bool):
 
 
 def _weight_cotangent(
-    cotangent, spikes, indptr, indices, weight_aval, *, n_post, max_row, float_as_event, path, deterministic
+    cotangent, spikes, indptr, indices, weight_aval, *, n_post, max_row, float_as_event, path, deterministic, platform
 ):
     """d(out)/d(weight) applied to ``cotangent``: for synapse s of row i,
     ``sum_b values[b, i] * cotangent[b, indices[s]]`` -- visiting only the
     active rows; a scalar weight gets the sum over all of them."""
+    choice = paths.resolve(path, platform, "csr", kernel=False)  # formed the same way whatever deterministic is
     # In a transpose rule the primal spikes may be a NumPy constant.
     spikes = jnp.asarray(spikes)
     batch, n_pre = spikes.shape
@@ -665,7 +514,7 @@ def _weight_cotangent(
     values = spike_values(spikes, cotangent.dtype, float_as_event)
     scalar = len(weight_aval.shape) == 0
 
-    if path == "dense" or n_syn == 0 or batch == 0:
+    if choice.run == "dense" or n_syn == 0 or batch == 0:
         return _weight_cotangent_dense(values, cotangent, indptr, indices, scalar).astype(weight_aval.dtype)
     indptr, indices = lax.optimization_barrier((indptr, indices))
     max_row = _window(max_row, n_syn)
@@ -692,7 +541,8 @@ def _weight_cotangent(
 
 
 def _wct_impl(spikes, cotangent, indptr, indices, *, weight_shape, weight_dtype, platform=None, **params):
-    return _weight_cotangent(cotangent, spikes, indptr, indices, ShapedArray(weight_shape, weight_dtype), **params)
+    aval = ShapedArray(weight_shape, weight_dtype)
+    return _weight_cotangent(cotangent, spikes, indptr, indices, aval, platform=platform, **params)
 
 
 def _wct_abstract(spikes, cotangent, indptr, indices, *, weight_shape, weight_dtype, **params):
@@ -753,20 +603,12 @@ def _transpose(cotangent, spikes, weight, indptr, indices, **params):
 ad.primitive_transposes[csr_event_matmat_p] = _transpose
 
 
-def _batch(args, dims, **params):
-    spikes, weight, indptr, indices = args
-    s_dim, w_dim, p_dim, i_dim = dims
-    if w_dim is not None or p_dim is not None or i_dim is not None:
-        # A batch of weight vectors or of matrices (one per element, all
-        # within the static max_row): the event product for each, in turn.
-        return map_batched(csr_event_matmat_p, args, dims, **params)
-    spikes = jnp.moveaxis(spikes, s_dim, 0)
-    n_map, batch, n_pre = spikes.shape
-    out = csr_event_matmat_p.bind(spikes.reshape(n_map * batch, n_pre), weight, indptr, indices, **params)
-    return out.reshape(n_map, batch, -1), 0
+# -- batching ----------------------------------------------------------------
+#
+# A batch of weight vectors or of matrices (one per element, all within the
+# static max_row) runs the event product for each, in turn.
 
-
-batching.primitive_batchers[csr_event_matmat_p] = _batch
+batching.primitive_batchers[csr_event_matmat_p] = spikes_batching(csr_event_matmat_p)
 
 
 # -- the public operator -----------------------------------------------------
@@ -805,7 +647,7 @@ def csr_event_matmul(
         visited in turn) it is the window of every matrix.
       float_as_event: count every nonzero input as 1.
       path: ``'auto'``, ``'event'``, ``'kernel'`` or ``'dense'`` (see
-        :mod:`eventlib.ops`).
+        :mod:`eventlib.ops.paths`).
       deterministic: give bit-identical results from run to run on every
         platform. The product is then formed without float atomics: each
         chunk of active rows' synapses is sorted by target and summed per
@@ -844,7 +686,7 @@ def csr_event_matmul(
         )
     lead = spikes.shape[:-1]
     batch = int(np.prod(lead, dtype=np.int64))
-    _check_flat_size(batch, n_pre)
+    check_flat_size(batch, n_pre)
     out = csr_event_matmat_p.bind(
         spikes.reshape(batch, n_pre),
         weight,
@@ -853,7 +695,7 @@ def csr_event_matmul(
         n_post=int(n_post),
         max_row=int(max_row),
         float_as_event=bool(float_as_event),
-        path=resolve_default(path),
+        path=paths.bind_path(path),
         deterministic=bool(deterministic),
     )
     return out.reshape(*lead, n_post)
