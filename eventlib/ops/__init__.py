@@ -6,6 +6,7 @@ The operators accept spikes of shape ``(..., n_pre)`` and work under
 """
 
 from ._dispatch import PATHS as PATHS
+from ._dispatch import check_path as check_path
 from ._dispatch import get_default_path as get_default_path
 from ._dispatch import set_default_path as set_default_path
 from ._dispatch import which_path as which_path
