@@ -195,7 +195,10 @@ class _SparseLayer(brainstate.nn.Module):
     """Construction, storage, weights and export shared by the sparse layers.
 
     A subclass says what ``conn_num`` means (:meth:`_plan`) and which product
-    :meth:`update` computes; everything else is here, once. The keyword
+    :meth:`update` computes; everything else is here, once. The constructor
+    has :class:`FixedNumConn`'s public signature (which ``FixedNumConn`` and
+    ``EventFixedNumConn`` inherit; :class:`EventFixedProb` states its own
+    and forwards). The keyword
     options a layer accepts beyond the shared ones are listed in
     ``_options``: none here, the event-driven product's with
     :class:`_EventDriven`.
@@ -210,20 +213,20 @@ class _SparseLayer(brainstate.nn.Module):
         out_size,
         conn_num,
         conn_weight,
-        efferent_target,
-        afferent_ratio,
-        allow_multi_conn,
-        seed,
-        name,
-        conn_init,
-        param_type,
-        path,
-        procedural,
-        **options,
+        efferent_target: str = "pre",
+        afferent_ratio: float = 1.0,
+        allow_multi_conn: bool = False,
+        seed: int | None = None,
+        name: str | None = None,
+        conn_init=None,
+        param_type=brainstate.ParamState,
+        path: str = "auto",
+        procedural: bool = False,
+        **kwargs,
     ):
         super().__init__(name=name)
         n_pre, n_post = _checks.size(in_size, "in_size"), _checks.size(out_size, "out_size")
-        self._set_options(options)
+        self._set_options(kwargs)
         self.conn_num = conn_num
         plan = self._plan(conn_num, n_pre, n_post, efferent_target, allow_multi_conn)
         self.efferent_target = _check_target(efferent_target)
@@ -423,40 +426,6 @@ class FixedNumConn(_SparseLayer):
     """
 
     _dense_equivalent = True
-
-    def __init__(
-        self,
-        in_size,
-        out_size,
-        conn_num,
-        conn_weight,
-        efferent_target: str = "pre",
-        afferent_ratio: float = 1.0,
-        allow_multi_conn: bool = False,
-        seed: int | None = None,
-        name: str | None = None,
-        conn_init=None,
-        param_type=brainstate.ParamState,
-        path: str = "auto",
-        procedural: bool = False,
-        **kwargs,
-    ):
-        super().__init__(
-            in_size,
-            out_size,
-            conn_num,
-            conn_weight,
-            efferent_target,
-            afferent_ratio,
-            allow_multi_conn,
-            seed,
-            name,
-            conn_init,
-            param_type,
-            path,
-            procedural,
-            **kwargs,
-        )
 
     def update(self, x):
         """Input ``x`` of shape ``(..., n_pre)`` (float, integer or bool) to
