@@ -66,6 +66,11 @@ def get_default_path() -> str:
 
 
 def check_path(path: str) -> str:
+    """``path`` if it is one of :data:`PATHS`, else a ValueError.
+
+    Args:
+      path: ``'auto'``, ``'event'``, ``'kernel'`` or ``'dense'``.
+    """
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, got {path!r}")
     return path
