@@ -419,6 +419,43 @@ def test_connectivity_is_not_trainable():
     assert len(layer.states()) > len(params)
 
 
+@pytest.mark.parametrize(
+    "cls, conn_num",
+    [(eventlib.EventFixedProb, 0.3), (eventlib.FixedNumConn, 3), (eventlib.EventFixedNumConn, 3)],
+    ids=["EventFixedProb", "FixedNumConn", "EventFixedNumConn"],
+)
+def test_storage_interface(rng, cls, conn_num):
+    """Stored and procedural connectivity are two ConnectivityStates with the
+    same methods; the layer's ``procedural`` is read from the state and
+    cannot be set; only the event-driven layers take the event options."""
+    from eventlib.layers import ConnectivityState, ProceduralConnectivity, StoredConnectivity
+
+    kw = {"efferent_target": "post"}
+    stored = cls(30, 20, conn_num, 0.5, seed=2, **kw)
+    procedural = cls(30, 20, conn_num, 0.5, seed=2, procedural=True, **kw)
+    assert type(stored.connectivity) is StoredConnectivity and not stored.procedural
+    assert type(procedural.connectivity) is ProceduralConnectivity and procedural.procedural
+    for layer in (stored, procedural):
+        state = layer.connectivity
+        assert isinstance(state, ConnectivityState)
+        w, _ = layer._weight_vector()
+        np.testing.assert_array_equal(np.asarray(state.to_dense(w)), np.asarray(layer.to_dense()))
+        assert state.max_row == layer.max_row and state.n_synapses == layer.n_synapses
+        with pytest.raises(AttributeError):
+            layer.procedural = not layer.procedural
+    x = make_spikes(rng, "float", (2, 30), 10)
+    assert_exact(procedural(x), np.asarray(stored(x)))
+    assert issubclass(eventlib.EventFixedNumConn, eventlib.FixedNumConn)
+    if cls is eventlib.FixedNumConn:
+        for option in ("float_as_event", "deterministic"):
+            with pytest.raises(TypeError, match=f"FixedNumConn got unexpected keyword arguments.*{option}"):
+                cls(30, 20, conn_num, 0.5, seed=2, **{option: True})
+    else:
+        procedural.deterministic = True  # set after construction: refused at the call, not ignored
+        with pytest.raises(ValueError, match="deterministic"):
+            procedural(x)
+
+
 # -- transformations and training -----------------------------------------------------------
 
 

@@ -6,30 +6,10 @@ import brainstate
 import jax.numpy as jnp
 
 from .. import _checks, _units
-from ..ops import check_path
-from ..ops.dense_event import event_matmul, homogeneous_matmul
+from ..ops import check_path, event_matmul, homogeneous_matmul
+from ._weights import init_param
 
 __all__ = ["EventLinear"]
-
-
-def init_param(value, shape, name: str, allowed_shapes):
-    """An initial parameter from an array, a scalar or an initializer
-    (any callable taking the shape, such as ``braintools.init.KaimingUniform()``).
-
-    Returns the value (a float array, possibly a brainunit quantity)."""
-    if callable(value) and not hasattr(value, "shape"):
-        value = value(shape)
-    mantissa, unit = _units.split(value)
-    mantissa = jnp.asarray(mantissa)
-    if mantissa.dtype == jnp.bool_ or jnp.issubdtype(mantissa.dtype, jnp.integer):
-        if mantissa.ndim != 0:
-            raise TypeError(f"{name} must hold floating-point values, got an array of dtype {mantissa.dtype}")
-        mantissa = mantissa.astype(jnp.zeros(()).dtype)  # a Python int scalar: the default float
-    _checks.weight_dtype(mantissa.dtype, name)
-    if mantissa.shape not in allowed_shapes:
-        shapes = " or ".join(str(s) for s in allowed_shapes)
-        raise ValueError(f"{name} must have shape {shapes}, got shape {mantissa.shape}")
-    return _units.attach(mantissa, unit)
 
 
 class EventLinear(brainstate.nn.Module):
