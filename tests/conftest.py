@@ -20,6 +20,7 @@ Markers (registered in pyproject.toml):
 from __future__ import annotations
 
 import os
+import sys
 import zlib
 
 import jax
@@ -127,9 +128,12 @@ def default_path(request):
     under the other default must not be reused). Collection puts a module's
     kernel twins after its other tests, so this happens about twice per
     module rather than per test."""
+    want = getattr(request, "param", "auto")
+    eventlib = sys.modules.get("eventlib")
+    if eventlib is None and want == "auto":
+        return want  # not imported yet, so still at its initial default
     import eventlib
 
-    want = getattr(request, "param", "auto")
     if eventlib.ops.get_default_path() != want:
         eventlib.set_default_path(want)
         jax.clear_caches()
