@@ -1,6 +1,7 @@
 # Entry points. Every target sets up what it needs on a fresh machine.
 #   make            the main job: builds the book (_build/html/index.html)
 #   make test       every CPU test, in the oldest and the newest supported environment
+#                   (kernel branches through the Pallas interpreter on a representative subset)
 #   make bench-cpu  the CPU benchmark against dense, BCOO and brainstate/brainevent
 #   make bench-coba the COBA network: eventlib, brainstate/brainevent and Brian 2 on one CPU core
 #   make test-gpu   the operator tests compiled for a CUDA GPU (GPU_PYTHON: a Python with jax[cuda])
@@ -10,6 +11,9 @@ SHELL := /bin/bash
 PY_oldest := $(shell tools/find-python 3.11)
 PY_newest := $(shell tools/find-python 3.12)
 PYTEST_ARGS ?=
+# Parallel test processes (pytest-xdist) for the library suite: JAX compiles on one thread, so two
+# processes keep both cores of a small machine busy. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
 
 .PHONY: all demo test test-oldest test-newest test-peer-baseline lint bench-cpu bench-coba test-gpu bench clean
 .PRECIOUS: .venv-%/ready
@@ -39,10 +43,10 @@ lint: .venv-newest/ready
 # tests/notebooks and tests/book need the docs environment: test-notebooks and test-book run them.
 LIBRARY_ONLY := --ignore=tests/notebooks --ignore=tests/book
 test-oldest: .venv-oldest/ready
-	.venv-oldest/bin/python -m pytest $(LIBRARY_ONLY) $(PYTEST_ARGS)
+	.venv-oldest/bin/python -m pytest -n $(PYTEST_WORKERS) $(LIBRARY_ONLY) $(PYTEST_ARGS)
 
 test-newest: .venv-newest/ready
-	.venv-newest/bin/python -m pytest $(LIBRARY_ONLY) $(PYTEST_ARGS)
+	.venv-newest/bin/python -m pytest -n $(PYTEST_WORKERS) $(LIBRARY_ONLY) $(PYTEST_ARGS)
 
 test: lint test-oldest test-newest
 

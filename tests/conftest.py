@@ -2,12 +2,25 @@
 
 Strict JAX numerics (no implicit rank or dtype promotion, no x64), a
 ``--run-slow`` flag for the tests marked ``slow``, a reproducible hypothesis
-profile, seeded random generators, and four host CPU devices.
+profile, seeded random generators, four host CPU devices, and the interpreter
+twins of the tests marked ``kernel_twin``.
+
+Markers (registered in pyproject.toml):
+
+* ``kernel_twin(where=None)``: the test runs twice, under the default path
+  ``'auto'`` and under ``'kernel'`` (the Pallas kernels: compiled on a
+  supported GPU, the Pallas interpreter on CPU). ``where(**params)``, when
+  given, picks the parameter sets whose kernel twin runs: the interpreter is
+  slow, so the twins are a representative subset (every kernel function and
+  branch, awkward sizes), not every case.
+* ``kernel``: set on every test that runs the kernels (a ``kernel`` twin, or a
+  ``path='kernel'`` parameter), so ``-m "not kernel"`` is a quick run.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import zlib
 
 import jax
@@ -42,7 +55,44 @@ def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", default=False, help="also run tests marked slow")
 
 
+def pytest_generate_tests(metafunc):
+    # A test marked ``kernel_twin`` runs twice: as users call it (the default
+    # path 'auto') and with 'auto' sent to the Pallas kernels (compiled on a
+    # supported GPU, run by the Pallas interpreter on CPU).
+    if metafunc.definition.get_closest_marker("kernel_twin") is not None:
+        metafunc.parametrize("default_path", ["auto", pytest.param("kernel", marks=pytest.mark.kernel)], indirect=True)
+
+
+def _params(item) -> dict:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params if callspec else {}
+
+
 def pytest_collection_modifyitems(config, items):
+    # The interpreter twin of a ``kernel_twin(where=...)`` test runs only for
+    # the parameter sets ``where`` accepts: a representative subset (every
+    # kernel and branch, awkward sizes) of the cases the portable path runs.
+    keep, dropped = [], []
+    for item in items:
+        marker = item.get_closest_marker("kernel_twin")
+        where = marker.kwargs.get("where") if marker else None
+        params = _params(item)
+        if where is not None and params.get("default_path") == "kernel" and not where(**params):
+            dropped.append(item)
+        else:
+            keep.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+    for item in items:
+        if "kernel" in (_params(item).get("default_path"), _params(item).get("path")):
+            item.add_marker(pytest.mark.kernel)
+    # Each module's kernel twins after its other tests: the default path
+    # (and with it jax's caches, see ``default_path``) changes twice per module.
+    order = {}
+    for item in items:
+        order.setdefault(item.path, len(order))
+    items.sort(key=lambda item: (order[item.path], _params(item).get("default_path") == "kernel"))
     if config.getoption("--run-slow"):
         return
     skip = pytest.mark.skip(reason="slow: run with --run-slow")
@@ -68,18 +118,23 @@ def restore_default_path():
     eventlib.set_default_path(saved)
 
 
-@pytest.fixture(scope="module", params=["auto", "kernel"])
-def default_path_twin(request):
-    """Runs every test of a module twice: once as users call it (``'auto'``),
-    once with ``'auto'`` sent to the Pallas kernels -- compiled on a
-    supported GPU, run by the Pallas interpreter everywhere else."""
+@pytest.fixture(autouse=True)
+def default_path(request):
+    """eventlib's process-wide default path for the test: ``'auto'``, or
+    ``'kernel'`` for the interpreter twin of a test marked ``kernel_twin``.
+
+    The default path is read when a function is traced, so jax's caches are
+    cleared whenever the default changes between two tests (traces cached
+    under the other default must not be reused). Collection puts a module's
+    kernel twins after its other tests, so this happens about twice per
+    module rather than per test."""
+    want = getattr(request, "param", "auto")
+    eventlib = sys.modules.get("eventlib")
+    if eventlib is None and want == "auto":
+        return want  # not imported yet, so still at its initial default
     import eventlib
 
-    saved = eventlib.ops.get_default_path()
-    eventlib.set_default_path(request.param)
-    # The default path is read when a function is traced: traces cached
-    # under the other default must not be reused.
-    jax.clear_caches()
-    yield request.param
-    eventlib.set_default_path(saved)
-    jax.clear_caches()
+    if eventlib.ops.get_default_path() != want:
+        eventlib.set_default_path(want)
+        jax.clear_caches()
+    return want

@@ -41,8 +41,10 @@ SHAPE_KINDS = [(*shape, "bool") for shape in SHAPES] + [
 SHAPE_KIND_IDS = [f"{a}x{b}-{kind}" for a, b, kind in SHAPE_KINDS]
 WEIGHT_KINDS = ("scalar", "per_synapse")
 
-# Every test runs on the portable path and on the kernel (interpreted on CPU).
-pytestmark = pytest.mark.usefixtures("default_path_twin")
+# The tests marked ``kernel_twin`` run again on the kernels (the Pallas
+# interpreter on CPU, see tests/conftest.py): every kernel and branch, on a
+# subset of the cases where the interpreter is slow.
+twin = pytest.mark.kernel_twin
 
 
 @functools.cache
@@ -121,6 +123,7 @@ def grad_weight_reference(spikes, weight, indptr, indices, g, *, n_post, float_a
 # -- forward -----------------------------------------------------------------
 
 
+@twin(where=lambda activity, kind, **_: activity in (("none", "few", "all") if kind == "bool" else ("few",)))
 @pytest.mark.parametrize("activity", ACTIVITIES)
 @pytest.mark.parametrize(("n_pre", "n_post", "kind"), SHAPE_KINDS, ids=SHAPE_KIND_IDS)
 def test_matches_dense_exactly(rng, n_pre, n_post, kind, activity):
@@ -134,6 +137,7 @@ def test_matches_dense_exactly(rng, n_pre, n_post, kind, activity):
     assert_exact(out, values(spikes) @ dense_of(conn, weight))
 
 
+@twin
 @pytest.mark.parametrize(("weight_kind", "float_as_event"), [("scalar", True), ("per_synapse", False)])
 def test_library_reference(rng, weight_kind, float_as_event):
     """The library's own references (product and its weight gradient) are
@@ -151,6 +155,7 @@ def test_library_reference(rng, weight_kind, float_as_event):
     assert_exact(grad_weight(*args, n_post=9, max_row=conn.max_row, float_as_event=float_as_event), ref_grad)
 
 
+@twin(where=lambda activity, **_: activity == "quarter")
 @pytest.mark.parametrize("activity", ["one", "quarter", "all"])
 @pytest.mark.parametrize(
     ("conn_kind", "batch"),
@@ -166,6 +171,7 @@ def test_connectivity_and_weight_kinds(rng, conn_kind, weight_kind, batch, activ
     assert_exact(csr(spikes, weight, conn), values(spikes) @ dense_of(conn, weight))
 
 
+@twin(where=lambda activity, batch, **_: activity == "quarter" and batch == (3,))
 @pytest.mark.parametrize("activity", ["none", "one", "quarter", "all"])
 @pytest.mark.parametrize(
     ("conn_kind", "batch"),
@@ -223,6 +229,7 @@ def test_deterministic_chunks(rng, weight_kind, monkeypatch):
     jax.clear_caches()
 
 
+@twin
 @pytest.mark.parametrize("kind", ["bool", "float"])
 @pytest.mark.parametrize("batch", BATCH_SHAPES, ids=str)
 def test_batch_shapes(rng, batch, kind):
@@ -235,6 +242,7 @@ def test_batch_shapes(rng, batch, kind):
     assert_exact(out, values(spikes) @ dense_of(conn, weight))
 
 
+@twin
 @pytest.mark.parametrize("weight_kind", WEIGHT_KINDS)
 def test_float_weights_close(rng, weight_kind):
     """Normal weights, non-dyadic float spikes: within float32 rounding."""
@@ -277,6 +285,7 @@ def test_kernel_tiling(rng, weight_kind, monkeypatch):
     jax.clear_caches()
 
 
+@twin
 @pytest.mark.parametrize("weight_kind", WEIGHT_KINDS)
 def test_float_as_event(rng, weight_kind):
     """``float_as_event=True`` counts each nonzero input, of any sign or
@@ -291,6 +300,7 @@ def test_float_as_event(rng, weight_kind):
     assert_exact(out, ref)
 
 
+@twin
 def test_max_row_computed(rng):
     """Without ``max_row`` it is computed from the concrete connectivity; the
     result is the same as with it given."""
@@ -302,6 +312,7 @@ def test_max_row_computed(rng):
     assert_exact(csr(spikes, weight, conn, max_row=conn.max_row), expected)
 
 
+@twin
 def test_traced_connectivity_with_max_row(rng):
     """With ``max_row`` given, the connectivity itself may be a traced
     argument under ``jit``."""
@@ -312,6 +323,7 @@ def test_traced_connectivity_with_max_row(rng):
     assert_exact(f(spikes, weight, conn.indptr, conn.indices), values(spikes) @ dense_of(conn, weight))
 
 
+@twin
 def test_jit_with_concrete_connectivity(rng):
     """Under ``jit``, NumPy connectivity closed over by the function is
     concrete, so ``max_row`` can be left out (as the docstring promises)."""
@@ -322,6 +334,7 @@ def test_jit_with_concrete_connectivity(rng):
     assert_exact(f(spikes), values(spikes) @ dense_of(conn, weight))
 
 
+@twin
 @pytest.mark.parametrize("weight_kind", WEIGHT_KINDS)
 def test_no_synapses(rng, weight_kind):
     """A connectivity without synapses gives zeros, and zero gradients."""
@@ -360,6 +373,7 @@ def test_csr_to_dense(rng):
 # -- derivatives ---------------------------------------------------------------
 
 
+@twin(where=lambda activity, kind, **_: activity in ("none", "few", "all") and kind != "int")
 @pytest.mark.parametrize("float_as_event", [False, True])
 @pytest.mark.parametrize("activity", ACTIVITIES)
 @pytest.mark.parametrize("kind", SPIKE_KINDS)
@@ -377,6 +391,7 @@ def test_grad_weight(rng, weight_kind, kind, activity, float_as_event):
     assert_exact(grad, weight_grad_reference(spikes, g, conn, weight_kind == "scalar", float_as_event))
 
 
+@twin(where=lambda activity, **_: activity in ("none", "few", "all"))
 @pytest.mark.parametrize(
     ("batch", "activity"),
     [((3,), "none"), ((3,), "half"), ((), "few")],
@@ -405,6 +420,7 @@ def test_grad_spikes(rng, weight_kind, activity, batch):
     assert np.any(np.asarray(grad)[spikes == 0] != 0)  # zero entries do get a gradient
 
 
+@twin
 @pytest.mark.parametrize("weight_kind", WEIGHT_KINDS)
 def test_jvp(rng, weight_kind):
     """``jax.jvp`` in spikes and weight: ``ds @ M + s @ dM``."""
@@ -421,6 +437,7 @@ def test_jvp(rng, weight_kind):
 # -- transformations -------------------------------------------------------------
 
 
+@twin
 @pytest.mark.parametrize("weight_kind", WEIGHT_KINDS)
 def test_jit_switches_at_run_time(rng, weight_kind):
     """One compiled function gives the dense values for every active count,
@@ -439,6 +456,7 @@ def test_jit_switches_at_run_time(rng, weight_kind):
             assert_exact(f(spikes, wide_weight, wide), values(spikes) @ dense_of(wide, wide_weight))
 
 
+@twin
 @pytest.mark.parametrize(("kind", "weight_kind"), [("bool", "scalar"), ("float", "per_synapse")])
 def test_vmap(rng, kind, weight_kind):
     """``vmap``, nested ``vmap`` and ``in_axes=1`` equal the batched call."""
@@ -456,6 +474,7 @@ def test_vmap(rng, kind, weight_kind):
     assert_exact(jax.jit(jax.vmap(jax.vmap(single)))(spikes), expected)
 
 
+@twin
 @pytest.mark.parametrize("weight_kind", WEIGHT_KINDS)
 def test_vmap_over_weights(rng, weight_kind):
     """``vmap`` over a batch of weights, with shared or mapped spikes."""
@@ -471,6 +490,7 @@ def test_vmap_over_weights(rng, weight_kind):
     assert_exact(jax.vmap(f, in_axes=(None, 0))(spikes, weights), np.einsum("bi,vij->vbj", f64(spikes), dense))
 
 
+@twin
 @pytest.mark.parametrize("weight_kind", WEIGHT_KINDS)
 def test_per_example_gradients(rng, weight_kind):
     """``vmap(grad)`` gives one weight gradient per example (per synapse, or
@@ -490,6 +510,7 @@ def test_per_example_gradients(rng, weight_kind):
     assert_exact(gs, f64(g) @ dense_of(conn, weight).T)
 
 
+@twin
 @pytest.mark.parametrize("weight_kind", WEIGHT_KINDS)
 def test_jacobians(rng, weight_kind):
     """``jacfwd`` and ``jacrev`` in the weight and the spikes equal the
@@ -514,6 +535,7 @@ def test_jacobians(rng, weight_kind):
         assert_exact(jac(of_spikes)(spikes), dense_of(conn, weight).T)
 
 
+@twin(where=lambda remat, **_: not remat)
 @pytest.mark.parametrize("remat", [False, True], ids=["scan", "scan_checkpoint"])
 @pytest.mark.parametrize("weight_kind", WEIGHT_KINDS)
 def test_grad_through_time(rng, weight_kind, remat):
@@ -534,6 +556,7 @@ def test_grad_through_time(rng, weight_kind, remat):
     assert_close(grad, ref)
 
 
+@twin
 @pytest.mark.parametrize("weight_kind", WEIGHT_KINDS)
 def test_second_derivatives(rng, weight_kind):
     """``jax.hessian`` in spikes and weight jointly equals the reference's,
@@ -576,6 +599,7 @@ def sparse_problems(draw):
 
 
 # Every example compiles anew (its own synapse count and longest row).
+@twin
 @settings(max_examples=settings.default.max_examples * 2 // 5)
 @given(sparse_problems())
 def test_property_exact(problem):
