@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 
 from . import connectivity as connectivity
 from . import ops as ops
+from . import sharding as sharding
 from .layers import EventFixedNumConn as EventFixedNumConn
 from .layers import EventFixedProb as EventFixedProb
 from .layers import EventLinear as EventLinear
@@ -36,13 +37,5 @@ __all__ = [
     "ops",
     "set_default_path",
     "which_path",
-    "ShardedCSR",
-    "post_mesh",
-    "shard_dense",
-    "shard_csr",
-    "sharded_event_matmul",
-    "sharded_csr_event_matmul",
-    "lif_update",
-    "network_step",
-    "sharded_network_step",
+    *sharding.__all__,
 ]

@@ -9,6 +9,7 @@
   written once for NumPy and JAX.
 """
 
+from . import stored as stored
 from .hashing import hash_bits as hash_bits
 from .stored import MAX_SYNAPSES as MAX_SYNAPSES
 from .stored import Connectivity as Connectivity
@@ -25,12 +26,6 @@ from .stored import keep_afferent_rows as keep_afferent_rows
 from .stored import prob_window as prob_window
 from .stored import warn_if_empty as warn_if_empty
 
-__all__ = [
-    "Connectivity",
-    "fixed_prob",
-    "fixed_num_per_pre",
-    "fixed_num_per_post",
-    "from_indices",
-    "geometric_table",
-    "MAX_SYNAPSES",
-]
+# The package's public API is the stored builders' (the re-exports above keep
+# the names other modules and the book use).
+__all__ = list(stored.__all__)
