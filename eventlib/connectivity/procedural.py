@@ -1,9 +1,9 @@
 """Rows of random connectivity regenerated in JAX, bit for bit as
 :mod:`eventlib.connectivity.stored` builds them in NumPy.
 
-A :class:`Rule` (from :func:`make_rule`) says how the rows of one
-connectivity are drawn; :func:`fold_row` regenerates one row in JAX, and
-:func:`stored_connectivity` builds the same matrix in NumPy. Everything that
+A :class:`Rule` (from :func:`~eventlib.ops.make_rule`) says how the rows of one
+connectivity are drawn; ``fold_row`` regenerates one row in JAX, and
+``stored_connectivity`` builds the same matrix in NumPy. Everything that
 decides a target is uint32 arithmetic shared with the NumPy builders (the
 hash and the multiply-high of :mod:`eventlib.connectivity.hashing`, integer
 comparisons against a threshold table), so a row is the same on every

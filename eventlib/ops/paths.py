@@ -1,12 +1,12 @@
 """Which computation runs: the one place that turns ``path=`` into a computation.
 
-Every operator takes ``path=``, one of :data:`PATHS`. What each value runs, per
-operator family (the AD rules ask :func:`resolve` too, so the table covers
+Every operator takes ``path=``, one of :data:`~eventlib.ops.PATHS`. What each value runs, per
+operator family (the AD rules ask ``resolve`` too, so the table covers
 them):
 
 ================  ===========================  ===========================  ===========================
 ``path``          dense weight                 stored (CSR)                 procedural
-                  (:func:`event_matmul`)       (:func:`csr_event_matmul`)   (:func:`procedural_event_matmul`)
+                  (``event_matmul``)           (``csr_event_matmul``)       (``procedural_event_matmul``)
 ================  ===========================  ===========================  ===========================
 ``'auto'``        ``'kernel'`` on a supported  ``'kernel'`` on a supported  ``'kernel'`` on a supported
                   CUDA GPU, ``'event'``        CUDA GPU, ``'event'``        CUDA GPU, ``'event'``
@@ -37,13 +37,13 @@ cotangents        no kernel: ``'kernel'``      no kernel: ``'kernel'`` and  no k
 slow: that is how the kernels are tested without a GPU).
 
 The path is settled in two steps, both here. When an operator is traced,
-:func:`bind_path` checks ``path`` and replaces ``'auto'`` by the process-wide
-default (:func:`set_default_path`): the default then becomes a parameter of
+``bind_path`` checks ``path`` and replaces ``'auto'`` by the process-wide
+default (:func:`~eventlib.ops.set_default_path`): the default then becomes a parameter of
 the primitive, so a compiled function keeps the default it was traced with
 and a changed default compiles anew. When the primitive is lowered for a
-platform, :func:`resolve` turns what remains of ``'auto'`` into a concrete
+platform, ``resolve`` turns what remains of ``'auto'`` into a concrete
 computation for that platform, so the same code picks the kernel on a GPU
-and the portable path on a CPU. :func:`which_path` tells what a call would
+and the portable path on a CPU. :func:`~eventlib.ops.which_path` tells what a call would
 run.
 """
 
@@ -72,7 +72,7 @@ _default_path = "auto"
 
 
 def check_path(path: str) -> str:
-    """``path`` itself, if it is one of :data:`PATHS`.
+    """``path`` itself, if it is one of :data:`~eventlib.ops.PATHS`.
 
     Args:
       path: the value to check.
@@ -92,24 +92,24 @@ def set_default_path(path: str) -> None:
     compiled by ``jax.jit`` keeps the path it was traced with.
 
     Args:
-      path: one of :data:`PATHS` (``'auto'`` restores the per-platform choice).
+      path: one of :data:`~eventlib.ops.PATHS` (``'auto'`` restores the per-platform choice).
     """
     global _default_path
     _default_path = check_path(path)
 
 
 def get_default_path() -> str:
-    """The process-wide default set by :func:`set_default_path` (initially ``'auto'``)."""
+    """The process-wide default set by :func:`~eventlib.ops.set_default_path` (initially ``'auto'``)."""
     return _default_path
 
 
 def bind_path(path: str) -> str:
     """The value an operator binds into its primitive: ``path`` checked, with
     ``'auto'`` replaced by the process-wide default (which may itself be
-    ``'auto'``, resolved per platform by :func:`resolve`).
+    ``'auto'``, resolved per platform by ``resolve``).
 
     Args:
-      path: one of :data:`PATHS`.
+      path: one of :data:`~eventlib.ops.PATHS`.
     """
     path = check_path(path)
     return _default_path if path == "auto" else path
@@ -157,7 +157,7 @@ def resolve(
     (the table in this module's docstring).
 
     Args:
-      path: the bound path (:func:`bind_path`), or any of :data:`PATHS`.
+      path: the bound path (``bind_path``), or any of :data:`~eventlib.ops.PATHS`.
       platform: the platform lowered for (``'cuda'``, ``'cpu'``, ...; None
         for the default lowering).
       family: ``'dense'``, ``'csr'`` or ``'procedural'``.
@@ -187,7 +187,7 @@ def which_path(path: str = "auto", backend: str | None = None) -> str:
     ``path`` runs on ``backend``.
 
     Args:
-      path: one of :data:`PATHS`.
+      path: one of :data:`~eventlib.ops.PATHS`.
       backend: ``'cpu'``, ``'gpu'``, ``'cuda'``, ``'tpu'``, ... (default:
         JAX's default backend).
     """
