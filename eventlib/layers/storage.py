@@ -111,10 +111,18 @@ class StoredConnectivity(ConnectivityState):
       **kwargs: brainstate state metadata.
     """
 
-    def __init__(self, value, n_pre: int, n_post: int, **kwargs):
+    def __init__(self, value, n_pre: int, n_post: int, *, built_max_row: int | None = None, **kwargs):
         self.n_pre, self.n_post = n_pre, n_post
         self._keys = tuple(value)
-        super().__init__(value, **kwargs)
+        if built_max_row is None:
+            super().__init__(value, **kwargs)
+            return
+        # Arrays fresh from a connectivity builder are valid by construction:
+        # checking them again would copy every synapse back to the host and
+        # build an int64 row per synapse, at layer construction. Values
+        # written later (restores, assignments) are always checked.
+        self.max_row = built_max_row
+        brainstate.State.__init__(self, value, **kwargs)
 
     @classmethod
     def create(cls, conn: Connectivity, conn_weight, init_block, fan_out, *, with_pre: bool, what: str):
@@ -138,7 +146,7 @@ class StoredConnectivity(ConnectivityState):
             arrays["pre"] = jnp.asarray(conn.pre_indices())
         # One state for all index arrays: brainstate.transform.jit pays a
         # per-state cost on every call.
-        state = cls(arrays, conn.n_pre, conn.n_post)
+        state = cls(arrays, conn.n_pre, conn.n_post, built_max_row=conn.max_row)
         shapes, init_shape = [(), (conn.n_synapses,)], (conn.n_synapses,)
         if fan_out is not None:  # brainstate's per-synapse layout (n_pre, conn_num)
             shapes.append((conn.n_pre, fan_out))
@@ -171,7 +179,7 @@ class StoredConnectivity(ConnectivityState):
         out = {"indptr": jnp.asarray(indptr, jnp.int32), "indices": jnp.asarray(indices, jnp.int32)}
         if "pre" in self._keys:
             pre = _int_array(value["pre"], "pre", 1)
-            expected = np.repeat(np.arange(n_pre), np.diff(indptr))
+            expected = np.repeat(np.arange(n_pre, dtype=np.int32), np.diff(indptr))
             if pre.shape != expected.shape or np.any(pre != expected):
                 raise ValueError("connectivity 'pre' must hold each synapse's presynaptic row, as 'indptr' gives it")
             out["pre"] = jnp.asarray(pre, jnp.int32)
