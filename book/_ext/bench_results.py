@@ -117,7 +117,10 @@ def values() -> dict[str, str]:
         [cpu_ms("2", "dense s@M", r) / cpu_ms("2", "eventlib csr_event_matmul (op)", r) for r in RATES[:2]], times
     )
     v["cpu.2.peer_faster"] = _span(
-        [cpu_ms("2", "eventlib EventFixedProb (layer)", r) / cpu_ms("2", "peer EventFixedProb (layer)", r) for r in RATES],
+        [
+            cpu_ms("2", "eventlib EventFixedProb (layer)", r) / cpu_ms("2", "peer EventFixedProb (layer)", r)
+            for r in RATES
+        ],
         times,
     )
     # Case 3a: stored connectivity, batch 32.
@@ -136,7 +139,9 @@ def values() -> dict[str, str]:
     bandwidth = 20000 * 20000 * 4 / (dense_ms * 1e-3)
     v["cpu.floor.dense_ms"] = f"{dense_ms:.1f} ms"
     v["cpu.floor.GBps"] = f"{bandwidth / 1e9:.0f} GB/s"
-    above = [cpu_ms("1", "eventlib event_matmul (op)", r) / (4 * r * 20000 * 20000 / bandwidth * 1e3) for r in RATES[1:]]
+    above = [
+        cpu_ms("1", "eventlib event_matmul (op)", r) / (4 * r * 20000 * 20000 / bandwidth * 1e3) for r in RATES[1:]
+    ]
     v["cpu.floor.max_above"] = times(max(above))
     csr_ms = cpu_ms("2", "eventlib csr_event_matmul (op)", 0.01)
     synapses = 0.01 * 20000 * 0.05 * 20000  # active rows x mean fan-out
@@ -176,12 +181,17 @@ def values() -> dict[str, str]:
     v["gpu.csr64.xdense.0.001"] = times(gpu_ms(n, 64, DENSE_HI, 0.001) / gpu_ms(n, 64, EV_CSR, 0.001))
     v["gpu.csr64.xpeer.0.001"] = times(gpu_ms(n, 64, PEER_CSR, 0.001) / gpu_ms(n, 64, EV_CSR, 0.001))
     v["gpu.dense64.xdense.0.001"] = times(gpu_ms(n, 64, DENSE_HI, 0.001) / gpu_ms(n, 64, EV_DENSE, 0.001))
-    v["gpu.dense64.auto_slower"] = pct(max(gpu_ms(n, 64, EV_DENSE, r) / gpu_ms(n, 64, DENSE_HI, r) - 1 for r in RATES[1:]))
+    v["gpu.dense64.auto_slower"] = pct(
+        max(gpu_ms(n, 64, EV_DENSE, r) / gpu_ms(n, 64, DENSE_HI, r) - 1 for r in RATES[1:])
+    )
     v["gpu.tf32.batch64"] = times(gpu_ms(n, 64, DENSE_HI, 0.01) / gpu_ms(n, 64, DENSE_TF32, 0.01))
     first = {m: gpu_row(n, 1, m, 0.001)["first_call_s"] for m in (EV_DENSE, EV_CSR, PEER_DENSE, PEER_CSR)}
     for m, key in ((EV_DENSE, "ev_dense"), (EV_CSR, "ev_csr"), (PEER_DENSE, "peer_dense"), (PEER_CSR, "peer_csr")):
         v[f"gpu.first.{key}"] = f"{first[m]:.2f} s" if first[m] < 1 else f"{first[m]:.1f} s"
-    errs = {m: max(r["rel_err"] for r in gpu["rows"] if r["method"] == m and "rel_err" in r) for m in (EV_DENSE, PEER_DENSE, DENSE_TF32)}
+    errs = {
+        m: max(r["rel_err"] for r in gpu["rows"] if r["method"] == m and "rel_err" in r)
+        for m in (EV_DENSE, PEER_DENSE, DENSE_TF32)
+    }
     v["gpu.err.ev_dense"] = f"{errs[EV_DENSE]:.1e}"
     v["gpu.err.peer_dense"] = f"{errs[PEER_DENSE]:.1e}"
     v["gpu.err.tf32"] = f"{errs[DENSE_TF32]:.1e}"
@@ -214,7 +224,11 @@ def _cpu_case(case: str):
     header = ["method", "rate", "k", "median ms", "p10 ms", "p90 ms", "× dense"]
     body = []
     for r in rows:
-        xd = "–" if r["method"].startswith("dense") or r["rate"] not in dense else times(dense[r["rate"]] / r["median_ms"])
+        xd = (
+            "–"
+            if r["method"].startswith("dense") or r["rate"] not in dense
+            else times(dense[r["rate"]] / r["median_ms"])
+        )
         rate = "all" if r["rate"] == 1.0 else rate_label(r["rate"])
         body.append([r["method"], rate, f"{r['k']:,}", sig(r["median_ms"]), sig(r["p10_ms"]), sig(r["p90_ms"]), xd])
     return header, body
@@ -223,9 +237,7 @@ def _cpu_case(case: str):
 def _cpu_build():
     cpu = load("cpu_core.json")
     header = ["method", "synapses", "build s (median)"]
-    body = [
-        [r["method"], f"{r['synapses']:,}", f"{r['build_s_median']:.2f}"] for r in cpu["rows"] if r["case"] == "4"
-    ]
+    body = [[r["method"], f"{r['synapses']:,}", f"{r['build_s_median']:.2f}"] for r in cpu["rows"] if r["case"] == "4"]
     return header, body
 
 
@@ -291,7 +303,17 @@ def _scale():
 
 def _coba(name: str):
     coba = load(name)
-    header = ["simulator", "variant", "neurons", "synapses", "realtime factor", "µs per step", "compile s", "rate E Hz", "rate I Hz"]
+    header = [
+        "simulator",
+        "variant",
+        "neurons",
+        "synapses",
+        "realtime factor",
+        "µs per step",
+        "compile s",
+        "rate E Hz",
+        "rate I Hz",
+    ]
     body = [
         [
             r["simulator"],
@@ -317,9 +339,20 @@ def _sharded_one():
         if r["case"] in ("dense", "csr"):
             held = r.get("weight_bytes_per_device") or r.get("connectivity_bytes_per_device")
             size = f"batch {r['batch']}" if "batch" in r else f"fan-out {r.get('fan', '–')}"
-            body.append([r["case"], f"{r['n']:,}", size, rate_label(r["rate"]), f"{r['time_ms']:.4f} ms", f"{held / 2**30:.2f} GiB" if held else "–"])
+            body.append(
+                [
+                    r["case"],
+                    f"{r['n']:,}",
+                    size,
+                    rate_label(r["rate"]),
+                    f"{r['time_ms']:.4f} ms",
+                    f"{held / 2**30:.2f} GiB" if held else "–",
+                ]
+            )
         elif "refused" in r:
-            body.append([r["case"], f"{r['n']:,}", f"fan-out {r['fan']}", "–", "refused: " + r["refused"].split(":")[0], "–"])
+            body.append(
+                [r["case"], f"{r['n']:,}", f"fan-out {r['fan']}", "–", "refused: " + r["refused"].split(":")[0], "–"]
+            )
     return header, body
 
 
@@ -346,7 +379,14 @@ def _sharded_two():
     t = {(r["devices"], r["batch"], r["rate"]): r["time_ms"] for r in rows}
     header = ["batch", "activity", "1 GPU", "2 GPUs", "model: 1 GPU / 2", "1 GPU / 2 GPUs"]
     body = [
-        [str(b), rate_label(rate), f"{t[1, b, rate]:.4f} ms", f"{t[2, b, rate]:.4f} ms", f"{t[1, b, rate] / 2:.4f} ms", times(t[1, b, rate] / t[2, b, rate])]
+        [
+            str(b),
+            rate_label(rate),
+            f"{t[1, b, rate]:.4f} ms",
+            f"{t[2, b, rate]:.4f} ms",
+            f"{t[1, b, rate] / 2:.4f} ms",
+            times(t[1, b, rate] / t[2, b, rate]),
+        ]
         for (d, b, rate) in t
         if d == 1 and (2, b, rate) in t
     ]
@@ -356,13 +396,25 @@ def _sharded_two():
 def _concepts_floor():
     v = values()
     bandwidth = 20000 * 20000 * 4 / (cpu_ms("1", "dense s@W", 0.001) * 1e-3)
-    header = ["activity ρ", "active rows k", "bytes read 4 k n_post", f"floor at {v['cpu.floor.GBps']}", "measured (event_matmul)"]
+    header = [
+        "activity ρ",
+        "active rows k",
+        "bytes read 4 k n_post",
+        f"floor at {v['cpu.floor.GBps']}",
+        "measured (event_matmul)",
+    ]
     body = []
     for rate in RATES:
         k = rate * 20000
         nbytes = 4 * k * 20000
         body.append(
-            [rate_label(rate), f"{k:,.0f}", f"{nbytes / 1e6:g} MB", f"{sig(nbytes / bandwidth * 1e3, 2)} ms", f"{sig(cpu_ms('1', 'eventlib event_matmul (op)', rate))} ms"]
+            [
+                rate_label(rate),
+                f"{k:,.0f}",
+                f"{nbytes / 1e6:g} MB",
+                f"{sig(nbytes / bandwidth * 1e3, 2)} ms",
+                f"{sig(cpu_ms('1', 'eventlib event_matmul (op)', rate))} ms",
+            ]
         )
     return header, body
 
