@@ -40,7 +40,9 @@ SKIP_TAGS = {"code", "pre", "script", "style"}
 # Constants of the setup, not measurements (each is a parameter the benchmarks were given).
 ALLOWED = [
     r"\b0\.1 ms\b",  # the time step of the COBA network
-    r"\b(0\.1|1|5|20) ?% (activity|active)\b",  # the activity levels every operator benchmark runs
+    # the activity levels every operator benchmark runs, when the text says so
+    r"\b(0\.1|1|5|20) ?% (of (the )?inputs )?(activity|active)\b",
+    r"\b(probability|p =) 0\.\d+",  # a connection probability the benchmark or network is built with
 ]
 SUSPECT = re.compile(r"\d+\.\d+|\d\s*×|×\s*\d|\d\s*%")
 
