@@ -4,7 +4,7 @@ The prose pages (``book/benchmarks.md``, ``book/concepts.md``) never type a meas
 name it, and this extension looks it up in the committed results when the book is built.
 
 - ``{bench}`gpu.dense1.xdense.0.001``` is the role for one value; it renders as
-  ``<span class="bench-value">72×</span>``.
+  ``<span class="bench-value">72×</span>`` (``{bench-code}`` renders it as code, for commands).
 - The ``bench-table`` directive renders a whole table, computed from the same files, inside
   ``<div class="bench-generated">`` that scrolls sideways on a narrow screen::
 
@@ -449,6 +449,14 @@ def bench_role(name, rawtext, text, lineno, inliner, options=None, content=None)
     return [nodes.inline(rawtext, table[key], classes=["bench-value"])], []
 
 
+def bench_code_role(name, rawtext, text, lineno, inliner, options=None, content=None):
+    """A value shown as code, such as a command line (no typographic quotes or dashes)."""
+    made, messages = bench_role(name, rawtext, text, lineno, inliner, options, content)
+    if messages:
+        return made, messages
+    return [nodes.literal(rawtext, made[0].astext(), classes=["bench-value"])], []
+
+
 def _table_node(header, body):
     table = nodes.table(classes=["bench-table"])
     group = nodes.tgroup(cols=len(header))
@@ -493,6 +501,7 @@ def _depend_on_results(app, env, docname, source):
 
 def setup(app):
     app.add_role("bench", bench_role)
+    app.add_role("bench-code", bench_code_role)
     app.add_directive("bench-table", BenchTable)
     app.add_css_file("bench.css")
     app.connect("source-read", lambda app, docname, source: _depend_on_results(app, app.env, docname, source))
