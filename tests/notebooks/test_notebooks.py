@@ -122,7 +122,7 @@ def exercise_problems(nb, tool):
             problems.append(f"cell {heading_at}: an exercise heading without a starter cell tagged exercise")
         elif state == "starter":
             problems.append(f"cell {heading_at}: an exercise without a solution cell after its starter")
-        elif state == "solution" and not answered[-1]:
+        elif state == "solution" and answered and not answered[-1]:
             problems.append(f"cell {heading_at}: no solution cell of this exercise shows its answer (no output)")
 
     for i, cell in enumerate(cells):
