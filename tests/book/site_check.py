@@ -230,10 +230,13 @@ _OVERFLOW_JS = """
   };
   const name = el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
     + (el.classList.length ? '.' + Array.from(el.classList).slice(0, 2).join('.') : '');
-  const out = Array.from(document.body.querySelectorAll('*'))
-    .filter(el => el.getBoundingClientRect().right > width + 1 && !scrolls(el))
-    .filter(el => getComputedStyle(el).position !== 'fixed')
-    .slice(0, 3).map(name);
+  const all = Array.from(document.body.querySelectorAll('*'))
+    .filter(el => getComputedStyle(el).position !== 'fixed' && !scrolls(el));
+  // boxes that stick out, and boxes whose text (a long word) runs out of them
+  const boxes = all.filter(el => el.getBoundingClientRect().right > width + 1);
+  const texts = all.filter(el => el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1
+    && getComputedStyle(el).overflowX === 'visible' && el.getBoundingClientRect().right <= width + 1);
+  const out = boxes.concat(texts).slice(0, 3).map(name);
   return {width: width, page: page, out: out};
 }
 """
@@ -344,6 +347,8 @@ def check_site(
         )
         for rel in pages:
             current["page"] = rel
+            if _REFRESH.search((root / rel).read_text(encoding="utf-8", errors="replace")):
+                continue  # a redirect page: its target is checked as a page of its own
             try:
                 phone_page.goto(base + urllib.parse.quote(rel), wait_until="load")
                 phone_page.evaluate(_INSPECT_JS)  # math typeset, images loaded

@@ -254,6 +254,15 @@ def figure_metadata_problems(nb):
             problems.append(f"cell {i}: a figure without mystnb.figure.name 'fig-...'")
         if not str(alt).strip():
             problems.append(f"cell {i}: a figure without mystnb.image.alt")
+        # MyST-NB wraps every displayed output of the cell in the figure (glue records aside)
+        shown = [
+            out
+            for out in cell.outputs
+            if out.output_type in ("display_data", "execute_result")
+            and not any(key.startswith("application/papermill.record") for key in out.get("data", {}))
+        ]
+        if len(shown) > 1:
+            problems.append(f"cell {i}: a figure cell displays {len(shown)} outputs (one figure per cell)")
     return problems
 
 
@@ -582,6 +591,10 @@ def test_figure_without_caption_or_alt_is_caught(tool):
     assert all_problems(nb, tool) == []
     cell.metadata["mystnb"]["image"]["alt"] = " "
     assert figure_metadata_problems(nb) == ["cell 3: a figure without mystnb.image.alt"]
+    cell.metadata["mystnb"]["image"]["alt"] = "A black bar on white."
+    table = nbformat.v4.new_output("display_data", data={"text/markdown": "| a |\n|---|\n| 1 |", "text/plain": ""})
+    cell.outputs.append(table)  # a table shown by the same cell would be captioned as a figure too
+    assert figure_metadata_problems(nb) == ["cell 3: a figure cell displays 2 outputs (one figure per cell)"]
 
 
 def test_nbval_comment_is_caught(tool):
