@@ -79,8 +79,8 @@ class CourseSchedule(SphinxDirective):
         lines: list[str] = []
         chapter_rows: list[str] = []
         overview = [
-            "| session | chapters and pages | reading | exercises | discussion | total |",
-            "|---|---|---|---|---|---|",
+            f"| session ({length} min) | chapters and pages | reading | exercises | discussion |",
+            "|---|---|---|---|---|",
         ]
         details: list[str] = []
         for number, session in enumerate(spec.get("sessions", []), 1):
@@ -102,17 +102,18 @@ class CourseSchedule(SphinxDirective):
                 exercise_min += times["exercises"]
                 link = posixpath.relpath(f"{NOTEBOOK_DIR}/{stem}.ipynb", here)
                 chapter_title = tool.title(nb)
-                names.append(f"[{chapter_title}]({link})")
+                short = f"{int(stem[:2])}. {chapter_title.split(':')[0]}"  # "3. Dynamics and integration"
+                names.append(f"[{short}]({link})")
                 levels = ", ".join(f"{n} ({level})" for n, level in tool.exercises(nb))
-                exercise_lines.append(f"[{chapter_title}]({link}): exercises {levels or 'none'}")
+                exercise_lines.append(f"[{short}]({link}): exercises {levels or 'none'}")
                 chapter_rows.append(
-                    f"| [{chapter_title}]({link}) | {number} | {times['reading']} | {times['exercises']} "
+                    f"| [{short}]({link}) | {number} | {times['reading']} | {times['exercises']} "
                     f"| {len(tool.exercises(nb))} "
-                    f"| {_download_html(student_href(self.env.docname, stem), f'{stem}.ipynb')} |"
+                    f"| {_download_html(student_href(self.env.docname, stem), 'download')} |"
                 )
-            for page in session.get("pages", []):
+            for k, page in enumerate(session.get("pages", [])):  # prose pages come first
                 reading += int(page["reading"])
-                names.append(f"[{page['title']}]({page['doc']}.md)")
+                names.insert(k, f"[{page['title']}]({page['doc']}.md)")
             discussion = length - reading - exercise_min
             if not MIN_DISCUSSION <= discussion <= MAX_DISCUSSION:
                 logger.warning(
@@ -122,10 +123,7 @@ class CourseSchedule(SphinxDirective):
                     location=(self.env.docname, self.lineno),
                 )
             label = f"{number}. {title}" + (" (optional)" if session.get("optional") else "")
-            overview.append(
-                f"| {label} | {'; '.join(names)} | {reading} min | {exercise_min} min | {discussion} min "
-                f"| {reading + exercise_min + discussion} min |"
-            )
+            overview.append(f"| {label} | {'; '.join(names)} | {reading} min | {exercise_min} min | {discussion} min |")
             details += [
                 f"**Session {label}**",
                 "",
