@@ -10,8 +10,9 @@ chapter cannot disagree:
   exercises with their levels (read from the notebooks' ``### Exercise N (level)`` headings), the
   discussion time that fills the session, the homework and what a GPU adds; then a table of the
   chapters with a link to each student copy. A session whose material leaves less than
-  ``MIN_DISCUSSION`` minutes of discussion, or a chapter without the metadata, is a build warning
-  (an error under ``--warningiserror``).
+  ``MIN_DISCUSSION`` or more than ``MAX_DISCUSSION`` minutes for discussion is a build warning
+  (an error under ``--warningiserror``). A chapter without the metadata shows "not given" (the
+  notebook rules in tests/notebooks fail it, and tests/book fails the disagreement).
 - at the end of an HTML build, ``student/NN_name.ipynb`` is written into the site: each notebook
   without its solution cells and with its outputs cleared (``tools/notebooks.py student``), and
   every chapter page gets a note linking to its copy, after its "Time needed" line.
@@ -66,6 +67,53 @@ def _download_html(href: str, text: str) -> str:
     return f'<a class="reference download" href="{href}" download>{text}</a>'
 
 
+def plan(spec: dict, notebook_dir: Path, tool) -> tuple[list[dict], list[str]]:
+    """The sessions of ``spec`` (the directive's YAML) with their chapters' minutes, read from the
+    notebooks in ``notebook_dir``; and the sessions whose material does not fill their time
+    (less than ``MIN_DISCUSSION`` or more than ``MAX_DISCUSSION`` minutes left for discussion).
+
+    A chapter without the minutes metadata has ``None`` for them; its session is not checked
+    (tests/notebooks fails the notebook itself)."""
+    length = int(spec.get("minutes", 90))
+    sessions, problems = [], []
+    for number, session in enumerate(spec.get("sessions", []), 1):
+        chapters = []
+        for stem in session.get("chapters", []):
+            nb = tool.read(Path(notebook_dir) / f"{stem}.ipynb")
+            title = tool.title(nb)
+            chapters.append(
+                {
+                    "stem": stem,
+                    "short": f"{int(stem[:2])}. {title.split(':')[0]}",  # "3. Dynamics and integration"
+                    "minutes": tool.minutes(nb),
+                    "exercises": tool.exercises(nb),
+                }
+            )
+        pages = session.get("pages", [])
+        complete = all(c["minutes"] for c in chapters)
+        reading = sum(int(p["reading"]) for p in pages) + sum(c["minutes"]["reading"] for c in chapters if c["minutes"])
+        exercise_min = sum(c["minutes"]["exercises"] for c in chapters if c["minutes"])
+        discussion = length - reading - exercise_min
+        if complete and not MIN_DISCUSSION <= discussion <= MAX_DISCUSSION:
+            problems.append(
+                f"session {number} ({session['title']}) has {reading} + {exercise_min} minutes of material, "
+                f"leaving {discussion} of {length} for discussion (want {MIN_DISCUSSION} to {MAX_DISCUSSION})"
+            )
+        sessions.append(
+            {
+                **session,
+                "number": number,
+                "chapters": chapters,
+                "pages": pages,
+                "complete": complete,
+                "reading": reading,
+                "exercise_minutes": exercise_min,
+                "discussion": discussion,
+            }
+        )
+    return sessions, problems
+
+
 class CourseSchedule(SphinxDirective):
     """The schedule of the course, from the YAML body and the notebooks' metadata."""
 
@@ -75,55 +123,46 @@ class CourseSchedule(SphinxDirective):
         spec = yaml.safe_load("\n".join(self.content)) or {}
         length = int(spec.get("minutes", 90))
         tool = _tool(self.env.srcdir)
+        notebook_dir = Path(self.env.srcdir) / NOTEBOOK_DIR
+        for path in sorted(notebook_dir.glob("*.ipynb")):
+            self.env.note_dependency(str(path))  # re-read this page when a chapter changes
+        sessions, problems = plan(spec, notebook_dir, tool)
+        for problem in problems:
+            logger.warning(f"course-schedule: {problem}", location=(self.env.docname, self.lineno))
         here = posixpath.dirname(self.env.docname)
-        lines: list[str] = []
-        chapter_rows: list[str] = []
+
+        def minutes(value, complete=True):
+            return f"{value} min" if complete else "not given"
+
         overview = [
             f"| session ({length} min) | chapters and pages | reading | exercises | discussion |",
             "|---|---|---|---|---|",
         ]
         details: list[str] = []
-        for number, session in enumerate(spec.get("sessions", []), 1):
-            title = session["title"]
-            reading = exercise_min = 0
-            names, exercise_lines = [], []
-            for stem in session.get("chapters", []):
-                path = Path(self.env.srcdir) / NOTEBOOK_DIR / f"{stem}.ipynb"
-                self.env.note_dependency(str(path))
-                nb = tool.read(path)
-                times = tool.minutes(nb)
+        chapter_rows: list[str] = []
+        for session in sessions:
+            names = [f"[{p['title']}]({p['doc']}.md)" for p in session["pages"]]  # prose pages first
+            exercise_lines = []
+            for chapter in session["chapters"]:
+                stem, short, times = chapter["stem"], chapter["short"], chapter["minutes"]
                 if times is None:
-                    logger.warning(
-                        f"course-schedule: {path.name} has no eventlib.minutes metadata",
-                        location=(self.env.docname, self.lineno),
-                    )
-                    times = {"reading": 0, "exercises": 0}
-                reading += times["reading"]
-                exercise_min += times["exercises"]
+                    logger.info(f"course-schedule: {stem}.ipynb has no eventlib.minutes metadata")
                 link = posixpath.relpath(f"{NOTEBOOK_DIR}/{stem}.ipynb", here)
-                chapter_title = tool.title(nb)
-                short = f"{int(stem[:2])}. {chapter_title.split(':')[0]}"  # "3. Dynamics and integration"
                 names.append(f"[{short}]({link})")
-                levels = ", ".join(f"{n} ({level})" for n, level in tool.exercises(nb))
+                levels = ", ".join(f"{n} ({level})" for n, level in chapter["exercises"])
                 exercise_lines.append(f"[{short}]({link}): exercises {levels or 'none'}")
+                reading, exercise_min = (times["reading"], times["exercises"]) if times else ("?", "?")
+                download = _download_html(student_href(self.env.docname, stem), "download")
                 chapter_rows.append(
-                    f"| [{short}]({link}) | {number} | {times['reading']} | {times['exercises']} "
-                    f"| {len(tool.exercises(nb))} "
-                    f"| {_download_html(student_href(self.env.docname, stem), 'download')} |"
+                    f"| [{short}]({link}) | {session['number']} | {reading} | {exercise_min} "
+                    f"| {len(chapter['exercises'])} | {download} |"
                 )
-            for k, page in enumerate(session.get("pages", [])):  # prose pages come first
-                reading += int(page["reading"])
-                names.insert(k, f"[{page['title']}]({page['doc']}.md)")
-            discussion = length - reading - exercise_min
-            if not MIN_DISCUSSION <= discussion <= MAX_DISCUSSION:
-                logger.warning(
-                    f"course-schedule: session {number} ({title}) has {reading} + {exercise_min} minutes of "
-                    f"material, leaving {discussion} of {length} for discussion "
-                    f"(want {MIN_DISCUSSION} to {MAX_DISCUSSION})",
-                    location=(self.env.docname, self.lineno),
-                )
-            label = f"{number}. {title}" + (" (optional)" if session.get("optional") else "")
-            overview.append(f"| {label} | {'; '.join(names)} | {reading} min | {exercise_min} min | {discussion} min |")
+            complete = session["complete"]
+            label = f"{session['number']}. {session['title']}" + (" (optional)" if session.get("optional") else "")
+            overview.append(
+                f"| {label} | {'; '.join(names)} | {minutes(session['reading'], complete)} "
+                f"| {minutes(session['exercise_minutes'], complete)} | {minutes(session['discussion'], complete)} |"
+            )
             details += [
                 f"**Session {label}**",
                 "",
@@ -133,7 +172,7 @@ class CourseSchedule(SphinxDirective):
                 f"- *What a GPU adds*: {session.get('gpu', '').strip()}",
                 "",
             ]
-        lines += overview + [""] + details
+        lines = overview + [""] + details
         lines += [
             "The chapters one by one, with the student copy of each notebook (solutions removed, "
             "outputs cleared) to download:",
