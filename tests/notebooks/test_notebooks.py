@@ -190,6 +190,27 @@ def line_problems(nb):
     return problems
 
 
+def output_line_problems(nb):
+    """Printed output fits the column as code does: text lines of at most MAX_COLUMNS
+    (a wider table is shown as a rendered table, display(Markdown(...)), or a figure)."""
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        for out in cell.outputs:
+            if out.output_type == "stream":
+                text = out.text
+            elif out.output_type in ("display_data", "execute_result") and set(out.data) == {"text/plain"}:
+                text = out.data["text/plain"]
+            else:
+                continue
+            for line in text.splitlines():
+                if len(line) > MAX_COLUMNS:
+                    problems.append(f"cell {i}: an output line of {len(line)} columns > {MAX_COLUMNS}")
+                    break
+    return problems
+
+
 def execution_problems(nb):
     problems = []
     counts = [c.execution_count for c in code_cells(nb) if c.source.strip()]
@@ -344,6 +365,11 @@ def test_code_fits_the_page(notebook):
     assert line_problems(nb) == []
 
 
+def test_output_fits_the_page(notebook):
+    _, nb = notebook
+    assert output_line_problems(nb) == []
+
+
 def test_executed_top_to_bottom(notebook):
     _, nb = notebook
     assert execution_problems(nb) == []
@@ -459,6 +485,7 @@ def all_problems(nb, tool, name="99_planted.ipynb"):
         + skeleton_problems(nb)
         + exercise_problems(nb, tool)
         + line_problems(nb)
+        + output_line_problems(nb)
         + execution_problems(nb)
         + error_problems(nb)
         + figure_problems(nb)
@@ -625,6 +652,17 @@ def test_time_needed_out_of_step_is_caught(tool, tmp_path):
     assert minutes_problems(nb, tool) == ["no metadata eventlib.minutes.{reading,exercises} (positive whole minutes)"]
     nb.metadata["eventlib"] = {"minutes": {"reading": 5.5, "exercises": 10}}
     assert tool.minutes(nb) is None
+
+
+def test_long_output_line_is_caught(tool):
+    nb = small_notebook(tool)
+    solution = nb.cells[6]
+    solution.outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * 80 + "\n")]
+    assert output_line_problems(nb) == ["cell 6: an output line of 80 columns > 79"]
+    solution.outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "y" * 90}, execution_count=1)]
+    assert output_line_problems(nb) == ["cell 6: an output line of 90 columns > 79"]
+    solution.outputs[0].data["text/markdown"] = "| a wide rendered table |"  # rendered, not printed
+    assert output_line_problems(nb) == []
 
 
 def test_long_line_unexecuted_cell_and_missing_heading_are_caught(tool):
