@@ -18,6 +18,8 @@ opened in Chromium through Playwright. A page fails the check on:
   must stay at least ``MIN_FIGURE_FONT_PT`` at the desktop width;
 - tracking language in the visible text (``TRACKING_PHRASES``: words about
   how the book was made, not about its subject), solutions included;
+- at the desktop width, a notebook cell's output or a display equation wider
+  than the column (it would scroll);
 - at a phone's width (``PHONE_VIEWPORT``, 390 px), a page body wider than the
   screen: wide tables, code and equations must scroll inside their own box.
 
@@ -85,7 +87,7 @@ TRACKING_PHRASES = (
 class Problem:
     page: str  # path relative to the site root
     # 'load', 'http', 'js', 'console', 'external', 'math', 'image', 'link', 'anchor',
-    # 'caption', 'alt', 'figure-size', 'wording', 'overflow'
+    # 'caption', 'alt', 'figure-size', 'wording', 'overflow', 'wide'
     kind: str
     detail: str
 
@@ -211,6 +213,10 @@ async () => {
         };
       }),
     text: document.body.innerText,
+    // at the desktop width a notebook's output and a display equation fit the column
+    wide: Array.from(document.querySelectorAll('.cell_output, mjx-container[display="true"]'))
+      .filter(e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1)
+      .map(e => `${e.scrollWidth} px in ${e.clientWidth}: ${(e.textContent || '').trim().slice(0, 60)}`),
   };
 }
 """
@@ -331,6 +337,8 @@ def check_site(
                 add("image", f"not loaded: {src}")
             for figure in info["figures"]:
                 figure_problems(figure, add)
+            for box in info["wide"]:
+                add("wide", box)
             lowered = info["text"].lower()
             for phrase in TRACKING_PHRASES:
                 if phrase.lower() in lowered:

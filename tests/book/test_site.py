@@ -237,6 +237,12 @@ _WIDE = """<!DOCTYPE html><html><head><title>wide</title>
 <p>Fits.</p><div class="too-wide" style="width: 900px">a wide block</div>
 </body></html>"""
 
+_WIDE_OUTPUT = """<!DOCTYPE html><html><head><title>output</title>
+<style>.cell_output { max-width: 600px; overflow-x: auto; }</style></head><body>
+<div class="cell_output"><pre>fits</pre></div>
+<div class="cell_output"><pre>{line}</pre></div>
+</body></html>""".replace("{line}", "x" * 200)
+
 _SCROLLS = """<!DOCTYPE html><html><head><title>scrolls</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head><body>
 <p>Fits.</p>
@@ -259,6 +265,7 @@ def test_checker_reports_figure_wording_and_overflow_faults(tmp_path: Path, chro
     (tmp_path / "wording.html").write_text(_WORDING)
     (tmp_path / "wide.html").write_text(_WIDE)
     (tmp_path / "scrolls.html").write_text(_SCROLLS)
+    (tmp_path / "output.html").write_text(_WIDE_OUTPUT)
 
     report = check_site(tmp_path, executable=chromium)
     found = {(p.page, p.kind, p.detail) for p in report.problems}
@@ -279,7 +286,11 @@ def test_checker_reports_figure_wording_and_overflow_faults(tmp_path: Path, chro
     assert has("wording.html", "wording", r"NBVAL_IGNORE_OUTPUT"), report.summary()
     # overflow at 390 px: the bare wide block, not the table in its scroller
     assert has("wide.html", "overflow", r"at 390 px the page is \d+ px wide.*div\.too-wide"), report.summary()
-    assert {p.page for p in report.problems} == {"figures.html", "wording.html", "wide.html"}, report.summary()
+    # an output line wider than the column at 1280 px
+    assert has("output.html", "wide", r"px in 600: x{60}"), report.summary()
+    assert sum(p.kind == "wide" for p in report.problems) == 1, report.summary()
+    pages = {"figures.html", "wording.html", "wide.html", "output.html"}
+    assert {p.page for p in report.problems} == pages, report.summary()
 
 
 def test_figure_font_matches_the_book_style():
