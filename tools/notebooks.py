@@ -19,10 +19,16 @@ Commands::
 timestamps, the Python patch version, widget state), so re-executing on an unchanged library leaves
 the file unchanged apart from the cells that print timings.
 
-Cell tags (set in the notebook's cell metadata): ``exercise`` marks the stub cell of an exercise
-(it raises ``NotImplementedError``, hence also ``raises-exception``); ``solution`` marks the cell
-that solves it (also ``hide-input``, so the book folds it). Student copies drop the ``solution``
-cells and clear every output.
+``sync`` also writes each notebook's "**Time needed**" line from its metadata
+``eventlib.minutes.{reading,exercises}`` (whole minutes), the one place a chapter's time is written:
+the course page's schedule (``book/_ext/course.py``) reads the same numbers.
+
+Exercises (``notebooks/README.md``): a markdown cell ``### Exercise N (easy|medium|hard)``; a
+starter cell tagged ``exercise`` that runs as committed, with ``...`` blanks and ``# TODO``
+comments; then solution cells tagged ``solution`` and ``hide-cell`` whose metadata
+``mystnb.code_prompt_show`` is "Show solution" (the book folds source and output together).
+Student copies drop the ``solution`` cells and clear every output. A cell whose output varies from
+run to run (a timing) carries the tag ``nbval-ignore-output``.
 
 Needs nbformat and PyYAML; ``execute`` also needs nbclient and ipykernel.
 """
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import re
 import sys
 import time
 from pathlib import Path
@@ -48,6 +55,14 @@ INSTALL_ID = "colab-install"
 INSTALL_MARKER = "# Colab only: install eventlib"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 EXECUTE_TIMEOUT_S = 600  # per cell
+
+# The exercise conventions (checked by tests/notebooks, used by the book's course page).
+EXERCISE_TAG = "exercise"
+SOLUTION_TAGS = ("solution", "hide-cell")
+SOLUTION_PROMPTS = {"code_prompt_show": "Show solution", "code_prompt_hide": "Hide solution"}
+LEVELS = ("easy", "medium", "hard")
+EXERCISE_HEADING = re.compile(r"### Exercise (\d+) \((easy|medium|hard)\)")
+TIME_NEEDED = re.compile(r"\*\*Time needed\*\*.*?(?=\n\s*\n|\Z)", re.S)
 
 
 # -- the generated cells -------------------------------------------------------------------------
@@ -98,10 +113,63 @@ def is_install_cell(cell) -> bool:
     return cell.cell_type == "code" and (INSTALL_MARKER in cell.source or "google.colab" in cell.source)
 
 
+# -- time needed ---------------------------------------------------------------------------------
+
+
+def minutes(nb) -> dict[str, int] | None:
+    """``{"reading": R, "exercises": E}`` from the notebook's metadata, or None where it lacks
+    them (or they are not positive whole numbers)."""
+    data = (nb.metadata.get("eventlib") or {}).get("minutes") or {}
+    values = {key: data.get(key) for key in ("reading", "exercises")}
+    if all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values.values()):
+        return values
+    return None
+
+
+def time_needed_source(reading: int, exercises: int) -> str:
+    """The "**Time needed**" paragraph for ``reading`` and ``exercises`` minutes."""
+    return (
+        f"**Time needed**: about {reading} minutes of reading and {exercises} minutes of "
+        f"exercises ({reading + exercises} minutes in all)."
+    )
+
+
+def time_needed_cell(nb):
+    """The first markdown cell holding a "**Time needed**" paragraph, or None."""
+    return next((c for c in nb.cells if c.cell_type == "markdown" and TIME_NEEDED.search(c.source)), None)
+
+
+def exercises(nb) -> list[tuple[int, str]]:
+    """``(N, level)`` of each ``### Exercise N (level)`` heading, in order."""
+    found = []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            match = EXERCISE_HEADING.match(cell.source.lstrip())
+            if match:
+                found.append((int(match.group(1)), match.group(2)))
+    return found
+
+
+def title(nb) -> str:
+    """The notebook's title: its first ``# `` heading, without the ``#``."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return ""
+
+
 def synced(nb, name: str, config: Path = CONFIG):
-    """A copy of ``nb`` with the badge alone in the first cell and exactly one install cell:
-    an existing one is rewritten where it stands, a new one goes before the first code cell."""
+    """A copy of ``nb`` with the badge alone in the first cell and exactly one install cell
+    (an existing one is rewritten where it stands, a new one goes before the first code cell),
+    and, where the metadata gives the minutes, the "**Time needed**" paragraph written from them."""
     nb = copy.deepcopy(nb)
+    times = minutes(nb)
+    cell = time_needed_cell(nb)
+    if times is not None and cell is not None:
+        line = time_needed_source(times["reading"], times["exercises"])
+        cell.source = TIME_NEEDED.sub(lambda _: line, cell.source, count=1)
     badge = next((c for c in nb.cells if is_badge_cell(c)), None) or nbformat.v4.new_markdown_cell(id=BADGE_ID)
     badge.source = badge_source(name, config)
     cells = [c for c in nb.cells if not is_badge_cell(c)]
@@ -185,7 +253,8 @@ def tags(cell) -> list[str]:
 
 
 def student_copy(nb):
-    """``nb`` without its solution cells and with every output cleared."""
+    """``nb`` without its solution cells (tagged ``solution``, whatever else they carry) and with
+    every output cleared."""
     nb = copy.deepcopy(nb)
     nb.cells = [c for c in nb.cells if "solution" not in tags(c)]
     for cell in nb.cells:
@@ -211,10 +280,10 @@ def cmd_sync(args) -> int:
             print(f"updated {show(path)}")
     if args.check and stale:
         names = "\n  ".join(show(p) for p in stale)
-        print(f"out of date with _config.yml (run: python tools/notebooks.py sync):\n  {names}", file=sys.stderr)
+        print(f"out of date (run: python tools/notebooks.py sync):\n  {names}", file=sys.stderr)
         return 1
     if args.check:
-        print(f"{len(notebooks(args.notebooks))} notebooks in sync with _config.yml")
+        print(f"{len(notebooks(args.notebooks))} notebooks in sync")
     return 0
 
 
@@ -285,7 +354,7 @@ def main(argv=None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("sync", help="write the Colab badge and install cell from _config.yml")
+    p = sub.add_parser("sync", help="write the Colab badge, install cell and Time needed line")
     p.add_argument("--check", action="store_true", help="change nothing; exit 1 listing notebooks out of date")
     p.add_argument("notebooks", nargs="*", help="default: every notebooks/*.ipynb")
     p.set_defaults(func=cmd_sync)

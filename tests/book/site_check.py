@@ -9,7 +9,19 @@ opened in Chromium through Playwright. A page fails the check on:
 - math that MathJax did not typeset, or typeset as an error;
 - an image that did not load (``naturalWidth == 0``);
 - a link to a local page that does not exist, or to an ``#anchor`` that the
-  target page does not define.
+  target page does not define;
+- a figure (an image in a ``<figure>`` or in a notebook cell's output)
+  without a caption or without alt text, or shown smaller than its natural
+  size: the book's figures are drawn at the size they are read
+  (``eventlib.plotting``), so scaling one down by the factor ``s`` shrinks
+  its smallest text, ``FIGURE_FONT_PT``, to ``s * FIGURE_FONT_PT``, which
+  must stay at least ``MIN_FIGURE_FONT_PT`` at the desktop width;
+- tracking language in the visible text (``TRACKING_PHRASES``: words about
+  how the book was made, not about its subject), solutions included;
+- at the desktop width, a notebook cell's output or a display equation wider
+  than the column (it would scroll);
+- at a phone's width (``PHONE_VIEWPORT``, 390 px), a page body wider than the
+  screen: wide tables, code and equations must scroll inside their own box.
 
 Usage: ``python tests/book/site_check.py _build/html [--screenshots DIR]``.
 """
@@ -48,12 +60,35 @@ SKIP_DIRS = ("_static", "_sources", "_images")
 
 PAGE_TIMEOUT_MS = 30_000
 VIEWPORT = {"width": 1280, "height": 800}
+PHONE_VIEWPORT = {"width": 390, "height": 844}
+
+# The smallest text in a notebook figure, in points: eventlib.plotting.FONT_PT
+# (tests/book/test_site.py checks that the two agree).
+FIGURE_FONT_PT = 10.0
+# The smallest figure text a reader gets at the desktop width.
+MIN_FIGURE_FONT_PT = 9.0
+
+# Phrases that talk about how the book was made (its tracker, its work
+# sessions) rather than about its subject; matched case-insensitively in the
+# visible text of every page, with folded solutions opened.
+TRACKING_PHRASES = (
+    "issue target",
+    "target check",
+    "target met",
+    "(met)",
+    "earlier run",
+    "previous stop",
+    "this session",
+    "NBVAL_IGNORE_OUTPUT",
+)
 
 
 @dataclasses.dataclass
 class Problem:
     page: str  # path relative to the site root
-    kind: str  # 'load', 'http', 'js', 'console', 'external', 'math', 'image', 'link', 'anchor'
+    # 'load', 'http', 'js', 'console', 'external', 'math', 'image', 'link', 'anchor',
+    # 'caption', 'alt', 'figure-size', 'wording', 'overflow', 'wide'
+    kind: str
     detail: str
 
     def __str__(self) -> str:
@@ -139,6 +174,8 @@ def browser_page(executable: str = CHROMIUM):
 # what the page defines and links to.
 _INSPECT_JS = """
 async () => {
+  // Folded cells (solutions) open, so that their figures and text count too.
+  document.querySelectorAll('details').forEach(d => { d.open = true; });
   const math = Array.from(document.querySelectorAll('.math'));
   if (math.length && window.MathJax && MathJax.startup && MathJax.startup.promise) {
     await MathJax.startup.promise;
@@ -163,7 +200,50 @@ async () => {
     mathjaxLoaded: !!(window.MathJax && MathJax.version),
     brokenImages: images.filter(img => !img.complete || img.naturalWidth === 0)
       .map(img => img.getAttribute('src')),
+    figures: images.filter(img => img.closest('figure') || img.closest('.cell_output'))
+      .map(img => {
+        const figure = img.closest('figure');
+        const caption = figure && figure.querySelector('figcaption');
+        return {
+          src: (img.getAttribute('src') || '').slice(-80),
+          alt: (img.getAttribute('alt') || '').trim(),
+          caption: caption ? caption.textContent.trim() : '',
+          natural: img.naturalWidth,
+          rendered: img.getBoundingClientRect().width,
+        };
+      }),
+    text: document.body.innerText,
+    // at the desktop width a notebook's output and a display equation fit the column
+    wide: Array.from(document.querySelectorAll('.cell_output, mjx-container[display="true"]'))
+      .filter(e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1)
+      .map(e => `${e.scrollWidth} px in ${e.clientWidth}: ${(e.textContent || '').trim().slice(0, 60)}`),
   };
+}
+"""
+
+# Runs in the page at the phone's width: is the page body wider than the
+# screen, and which elements stick out without a scrolling box around them?
+_OVERFLOW_JS = """
+() => {
+  const width = document.documentElement.clientWidth;
+  const page = Math.max(document.documentElement.scrollWidth, document.body.scrollWidth);
+  const scrolls = el => {
+    for (let e = el.parentElement; e && e !== document.body; e = e.parentElement) {
+      const o = getComputedStyle(e).overflowX;
+      if (o === 'auto' || o === 'scroll' || o === 'hidden' || o === 'clip') return true;
+    }
+    return false;
+  };
+  const name = el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+    + (el.classList.length ? '.' + Array.from(el.classList).slice(0, 2).join('.') : '');
+  const all = Array.from(document.body.querySelectorAll('*'))
+    .filter(el => getComputedStyle(el).position !== 'fixed' && !scrolls(el));
+  // boxes that stick out, and boxes whose text (a long word) runs out of them
+  const boxes = all.filter(el => el.getBoundingClientRect().right > width + 1);
+  const texts = all.filter(el => el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1
+    && getComputedStyle(el).overflowX === 'visible' && el.getBoundingClientRect().right <= width + 1);
+  const out = boxes.concat(texts).slice(0, 3).map(name);
+  return {width: width, page: page, out: out};
 }
 """
 
@@ -255,6 +335,42 @@ def check_site(
                 add("math", f"MathJax error: {text}")
             for src in info["brokenImages"]:
                 add("image", f"not loaded: {src}")
+            for figure in info["figures"]:
+                figure_problems(figure, add)
+            for box in info["wide"]:
+                add("wide", box)
+            lowered = info["text"].lower()
+            for phrase in TRACKING_PHRASES:
+                if phrase.lower() in lowered:
+                    at = lowered.index(phrase.lower())
+                    line = info["text"][max(0, at - 60) : at + len(phrase) + 60].replace("\n", " ")
+                    add("wording", f"{phrase!r} in ...{line}...")
+
+        # The same pages at a phone's width: nothing may widen the page body.
+        phone = page.context.browser.new_context(viewport=PHONE_VIEWPORT)
+        phone_page = phone.new_page()
+        phone_page.set_default_timeout(PAGE_TIMEOUT_MS)
+        phone_page.route(
+            "**/*", lambda r: r.abort() if urllib.parse.urlsplit(r.request.url).netloc != host else r.continue_()
+        )
+        for rel in pages:
+            current["page"] = rel
+            if _REFRESH.search((root / rel).read_text(encoding="utf-8", errors="replace")):
+                continue  # a redirect page: its target is checked as a page of its own
+            try:
+                phone_page.goto(base + urllib.parse.quote(rel), wait_until="load")
+                phone_page.evaluate(_INSPECT_JS)  # math typeset, images loaded
+                wide = phone_page.evaluate(_OVERFLOW_JS)
+            except Exception as exc:
+                add("load", f"at {PHONE_VIEWPORT['width']} px: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+                continue
+            if wide["page"] > wide["width"] + 1:
+                add(
+                    "overflow",
+                    f"at {wide['width']} px the page is {wide['page']} px wide; "
+                    f"sticking out: {', '.join(wide['out']) or '?'}",
+                )
+        phone.close()
 
         # Screenshots in a fresh context: what a first-time reader sees (the
         # theme remembers scroll positions between the pages visited above).
@@ -292,6 +408,24 @@ def check_site(
             if anchor not in known:
                 problems.append(Problem(rel, "anchor", f"no id {anchor!r} in {target}"))
     return Report(pages=pages, problems=problems, screenshots=shots, math_pages=math_pages)
+
+
+def figure_problems(figure: dict, add) -> None:
+    """Caption, alt text and size of one figure image (from ``_INSPECT_JS``)."""
+    src = figure["src"]
+    if not figure["caption"]:
+        add("caption", f"a figure without a caption: {src}")
+    if not figure["alt"]:
+        add("alt", f"a figure without alt text: {src}")
+    natural, rendered = figure["natural"], figure["rendered"]
+    if natural and rendered:
+        font = FIGURE_FONT_PT * rendered / natural
+        if font < MIN_FIGURE_FONT_PT:
+            add(
+                "figure-size",
+                f"{src} shown {rendered:.0f} px wide of its natural {natural} px: "
+                f"its {FIGURE_FONT_PT:g} pt text reads as {font:.1f} pt (< {MIN_FIGURE_FONT_PT:g})",
+            )
 
 
 def main(argv=None) -> int:

@@ -216,3 +216,212 @@ def test_api_reference_covers_every_public_name(site):
     assert not missing, f"not in the API reference: {missing}"
     for module in ("eventlib", "eventlib.ops", "eventlib.connectivity"):
         assert f'id="module-{module}"' in html, module
+
+
+# -- figures, wording and the phone's width, on planted pages -----------------
+
+_FIGURES = """<!DOCTYPE html><html><head><title>figures</title></head><body>
+<figure><img src="wide.png" alt="A black bar."><figcaption>A bar, at its size.</figcaption></figure>
+<figure><img src="wide.png" alt="" style="width: 200px"><figcaption> </figcaption></figure>
+<div class="cell_output"><img src="wide.png" alt="A bar with no figure around it."></div>
+</body></html>"""
+
+_WORDING = """<!DOCTYPE html><html><head><title>wording</title></head><body>
+<p>The speed-up target met the plan of this session.</p>
+<details><summary>Show solution</summary><pre># NBVAL_IGNORE_OUTPUT
+print(1)</pre></details>
+</body></html>"""
+
+_WIDE = """<!DOCTYPE html><html><head><title>wide</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head><body>
+<p>Fits.</p><div class="too-wide" style="width: 900px">a wide block</div>
+</body></html>"""
+
+_WIDE_OUTPUT = """<!DOCTYPE html><html><head><title>output</title>
+<style>.cell_output { max-width: 600px; overflow-x: auto; }</style></head><body>
+<div class="cell_output"><pre>fits</pre></div>
+<div class="cell_output"><pre>{line}</pre></div>
+</body></html>""".replace("{line}", "x" * 200)
+
+_SCROLLS = """<!DOCTYPE html><html><head><title>scrolls</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head><body>
+<p>Fits.</p>
+<div style="overflow-x: auto; max-width: 100%"><table style="width: 900px"><tr><td>wide</td></tr></table></div>
+</body></html>"""
+
+
+def _png(path: Path, width: int, height: int) -> None:
+    from PIL import Image
+
+    image = Image.new("RGB", (width, height), "white")
+    image.paste((0, 0, 0), (20, 20, width - 20, height - 20))
+    image.save(path)
+
+
+def test_checker_reports_figure_wording_and_overflow_faults(tmp_path: Path, chromium):
+    _png(tmp_path / "wide.png", 400, 100)
+    (tmp_path / "index.html").write_text(_GOOD.replace("A page", "Home"))
+    (tmp_path / "figures.html").write_text(_FIGURES)
+    (tmp_path / "wording.html").write_text(_WORDING)
+    (tmp_path / "wide.html").write_text(_WIDE)
+    (tmp_path / "scrolls.html").write_text(_SCROLLS)
+    (tmp_path / "output.html").write_text(_WIDE_OUTPUT)
+
+    report = check_site(tmp_path, executable=chromium)
+    found = {(p.page, p.kind, p.detail) for p in report.problems}
+
+    def has(page, kind, pattern):
+        return any(pg == page and k == kind and re.search(pattern, d) for pg, k, d in found)
+
+    # figures: the second has no caption, no alt text and is shown at half its
+    # natural width (10 pt text read as 5 pt); the third has no caption
+    assert has("figures.html", "caption", r"wide\.png"), report.summary()
+    assert has("figures.html", "alt", r"wide\.png"), report.summary()
+    assert has("figures.html", "figure-size", r"200 px wide of its natural 400 px.*5\.0 pt"), report.summary()
+    assert sum(p.kind == "caption" for p in report.problems) == 2, report.summary()
+    assert sum(p.kind == "figure-size" for p in report.problems) == 1, report.summary()
+    # wording: visible text, and text in a folded solution
+    assert has("wording.html", "wording", r"target met"), report.summary()
+    assert has("wording.html", "wording", r"this session"), report.summary()
+    assert has("wording.html", "wording", r"NBVAL_IGNORE_OUTPUT"), report.summary()
+    # overflow at 390 px: the bare wide block, not the table in its scroller
+    assert has("wide.html", "overflow", r"at 390 px the page is \d+ px wide.*div\.too-wide"), report.summary()
+    # an output line wider than the column at 1280 px
+    assert has("output.html", "wide", r"px in 600: x{60}"), report.summary()
+    assert sum(p.kind == "wide" for p in report.problems) == 1, report.summary()
+    pages = {"figures.html", "wording.html", "wide.html", "output.html"}
+    assert {p.page for p in report.problems} == pages, report.summary()
+
+
+def test_figure_font_matches_the_book_style():
+    import site_check
+
+    from eventlib.plotting import FONT_PT
+
+    assert site_check.FIGURE_FONT_PT == FONT_PT
+
+
+# -- the course page against the chapters, and the student copies -------------
+
+_TIME_NEEDED = re.compile(r"Time needed\s*:?\s*about (\d+) minutes of reading and (\d+) minutes of exercises")
+
+
+def _text(html_text: str) -> str:
+    text = re.sub(r"<script.*?</script>|<style.*?</style>", " ", html_text, flags=re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", text)).split())
+
+
+def schedule_disagreements(site: Path) -> list[str]:
+    """Where the course page's chapter table and the chapters' "Time needed"
+    lines differ, or a chapter is missing from the table."""
+    course = (site / "book" / "course.html").read_text(encoding="utf-8")
+    table = {}
+    for row in re.findall(r"<tr[^>]*>(.*?)</tr>", course, re.S):
+        student = re.search(r'href="\.\./student/([0-9a-z_]+)\.ipynb"', row)
+        cells = [_text(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        if student and len(cells) >= 4:
+            table[student.group(1)] = (cells[2], cells[3])
+    problems = []
+    for page in sorted((site / "notebooks").glob("*.html")):
+        found = _TIME_NEEDED.search(_text(page.read_text(encoding="utf-8")))
+        if found is None:
+            problems.append(f"{page.name}: no 'Time needed' line")
+            continue
+        if page.stem not in table:
+            problems.append(f"{page.name}: not in the course page's chapter table")
+        elif table[page.stem] != found.groups():
+            problems.append(
+                f"{page.name}: the chapter says {found.groups()} minutes (reading, exercises), "
+                f"the course page {table[page.stem]}"
+            )
+    return problems
+
+
+def student_copy_problems(site: Path) -> list[str]:
+    """Each chapter page links to its student copy, which exists in the site
+    and holds the exercises without solutions or outputs."""
+    import nbformat
+
+    problems = []
+    for page in sorted((site / "notebooks").glob("*.html")):
+        href = f"../student/{page.stem}.ipynb"
+        if f'href="{href}"' not in page.read_text(encoding="utf-8"):
+            problems.append(f"{page.name}: no link to {href}")
+        path = site / "student" / f"{page.stem}.ipynb"
+        if not path.is_file():
+            problems.append(f"{page.name}: {path.relative_to(site)} not in the site")
+            continue
+        nb = nbformat.read(path, as_version=4)
+        cells = nb.cells
+        if any("solution" in c.metadata.get("tags", []) for c in cells):
+            problems.append(f"{path.name}: a solution cell in the student copy")
+        if any(c.cell_type == "code" and c.outputs for c in cells):
+            problems.append(f"{path.name}: outputs left in the student copy")
+        if not any("exercise" in c.metadata.get("tags", []) for c in cells):
+            problems.append(f"{path.name}: no exercise in the student copy")
+    return problems
+
+
+def test_course_page_agrees_with_the_chapters(site):
+    assert schedule_disagreements(site) == []
+
+
+def test_student_copies_are_published_and_linked(site):
+    assert student_copy_problems(site) == []
+    course = (site / "book" / "course.html").read_text(encoding="utf-8")
+    for page in sorted((site / "notebooks").glob("*.html")):
+        assert f'href="../student/{page.stem}.ipynb"' in course, f"the course page does not link {page.stem}"
+
+
+def _planted_course_site(root: Path, course_minutes=("10", "15"), chapter_minutes=("10", "15")) -> None:
+    import nbformat
+
+    (root / "book").mkdir()
+    (root / "notebooks").mkdir()
+    (root / "student").mkdir()
+    (root / "book" / "course.html").write_text(
+        "<table><tr><td><a href='../notebooks/01_x.html'>One</a></td><td>1</td>"
+        f"<td>{course_minutes[0]}</td><td>{course_minutes[1]}</td><td>2</td>"
+        '<td><a href="../student/01_x.ipynb" download>01_x.ipynb</a></td></tr></table>'
+    )
+    (root / "notebooks" / "01_x.html").write_text(
+        f"<p><strong>Time needed</strong>: about {chapter_minutes[0]} minutes of reading and "
+        f"{chapter_minutes[1]} minutes of exercises (25 minutes in all).</p>"
+        '<div class="admonition note"><a href="../student/01_x.ipynb" download>student copy</a></div>'
+    )
+    nb = nbformat.v4.new_notebook()
+    starter = nbformat.v4.new_code_cell("answer = ...  # TODO: one plus one", id="s")
+    starter.metadata["tags"] = ["exercise"]
+    nb.cells = [starter]
+    nbformat.write(nb, root / "student" / "01_x.ipynb")
+
+
+def test_schedule_and_student_checks_catch_planted_faults(tmp_path: Path):
+    import nbformat
+
+    good = tmp_path / "good"
+    good.mkdir()
+    _planted_course_site(good)
+    assert schedule_disagreements(good) == []
+    assert student_copy_problems(good) == []
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    _planted_course_site(bad, course_minutes=("10", "15"), chapter_minutes=("20", "15"))
+    assert schedule_disagreements(bad) == [
+        "01_x.html: the chapter says ('20', '15') minutes (reading, exercises), the course page ('10', '15')"
+    ]
+    path = bad / "student" / "01_x.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    solution = nbformat.v4.new_code_cell("answer = 2", id="a")
+    solution.metadata["tags"] = ["solution", "hide-cell"]
+    solution.outputs = [nbformat.v4.new_output("stream", name="stdout", text="2\n")]
+    nb.cells.append(solution)
+    nbformat.write(nb, path)
+    page = bad / "notebooks" / "01_x.html"
+    page.write_text(page.read_text().replace("../student/01_x.ipynb", "../student/other.ipynb"))
+    assert student_copy_problems(bad) == [
+        "01_x.html: no link to ../student/01_x.ipynb",
+        "01_x.ipynb: a solution cell in the student copy",
+        "01_x.ipynb: outputs left in the student copy",
+    ]
