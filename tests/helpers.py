@@ -124,3 +124,38 @@ def recurrent_loss(product, weight, xs, remat):
 
     _, vs = jax.lax.scan(step, jnp.zeros(xs.shape[1:-1] + (N_REC,), jnp.float32), xs)
     return jnp.sum(vs**2)
+
+
+def all_pairs(names: str, **factors) -> tuple[str, list[tuple]]:
+    """``(names, cases)`` for ``pytest.mark.parametrize``: a subset of the
+    product of ``factors`` (name -> list of levels) in which every pair of
+    levels of every two factors still appears together at least once.
+
+    A product of five factors of 2-3 levels has 72 cases, each compiling its
+    own functions; all pairs need about 12. Interactions of three factors at
+    once are then tested only where a test lists them itself. Greedy and
+    deterministic: each case taken is the first one of the product (in
+    ``itertools.product`` order) that covers the most pairs not yet seen.
+
+    Args:
+      names: the factor names as ``parametrize`` takes them, ``"a,b,c"``, in
+        the order of ``factors``.
+      **factors: each factor's levels.
+    """
+    import itertools
+
+    keys = list(factors)
+    if [k.strip() for k in names.split(",")] != keys:
+        raise ValueError(f"names {names!r} must list the factors in order: {keys}")
+    product = list(itertools.product(*factors.values()))
+
+    def pairs(case):
+        return {(i, case[i], j, case[j]) for i, j in itertools.combinations(range(len(keys)), 2)}
+
+    uncovered = set().union(*(pairs(c) for c in product))
+    cases = []
+    while uncovered:
+        best = max(product, key=lambda c: len(pairs(c) & uncovered))
+        cases.append(best)
+        uncovered -= pairs(best)
+    return names, cases

@@ -23,6 +23,17 @@ from eventlib.ops import procedural_event as proc
 
 HALF = {"float16": jnp.float16, "bfloat16": jnp.bfloat16}
 PATHS = ("event", "kernel", "dense", "auto")
+# The Pallas interpreter (the 'kernel' path on CPU) is slow at these sizes:
+# each kernel's accumulation is checked in one case of each test, for
+# float16, whose 10-bit mantissa shows a half-precision sum soonest.
+WITHOUT_KERNEL = tuple(p for p in PATHS if p != "kernel")
+
+
+def _paths(dtype, first_case: bool):
+    """The paths a case checks: every path for float16's first case."""
+    return PATHS if dtype == "float16" and first_case else WITHOUT_KERNEL
+
+
 N_PRE, N_POST = 1024, 32
 N_ACTIVE = N_PRE // 4
 FLOOR = 1e-6  # the absolute error a path may always have (cases summed exactly)
@@ -55,11 +66,11 @@ def _spikes(rng, batch):
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("dtype", sorted(HALF))
 def test_event_matmul(rng, dtype, batch):
-    dtype = HALF[dtype]
+    paths, dtype = _paths(dtype, batch == 3), HALF[dtype]
     weight = _half_normal(rng, (N_PRE, N_POST), dtype)
     spikes = _spikes(rng, batch)
     ref = f64(spikes) @ f64(weight.astype(jnp.float32))
-    errors = {p: _error(ops.event_matmul(spikes, weight, path=p), ref, dtype) for p in PATHS}
+    errors = {p: _error(ops.event_matmul(spikes, weight, path=p), ref, dtype) for p in paths}
     _check(errors, ref, dtype)
 
 
@@ -72,7 +83,7 @@ def _csr(rng):
 @pytest.mark.parametrize("scalar", [False, True])
 @pytest.mark.parametrize("dtype", sorted(HALF))
 def test_csr_event_matmul(rng, dtype, scalar):
-    dtype = HALF[dtype]
+    paths, dtype = _paths(dtype, not scalar), HALF[dtype]
     indptr, indices = _csr(rng)
     weight = _half_normal(rng, () if scalar else indices.shape, dtype)
     spikes = _spikes(rng, 2)
@@ -80,10 +91,11 @@ def test_csr_event_matmul(rng, dtype, scalar):
     dense = dense_from_synapses(pre, indices, f64(weight.astype(jnp.float32)), N_PRE, N_POST)
     ref = f64(spikes) @ dense
     errors = {
-        p: _error(ops.csr_event_matmul(spikes, weight, indptr, indices, N_POST, path=p), ref, dtype) for p in PATHS
+        p: _error(ops.csr_event_matmul(spikes, weight, indptr, indices, N_POST, path=p), ref, dtype) for p in paths
     }
-    det = ops.csr_event_matmul(spikes, weight, indptr, indices, N_POST, deterministic=True)
-    errors["deterministic"] = _error(det, ref, dtype)
+    if not scalar:  # the sorted product reads the weight the same way for both kinds
+        det = ops.csr_event_matmul(spikes, weight, indptr, indices, N_POST, deterministic=True)
+        errors["deterministic"] = _error(det, ref, dtype)
     coo = ops.coo_matmul(jnp.asarray(spikes).astype(dtype), weight, jnp.asarray(pre), jnp.asarray(indices), N_POST)
     errors["coo_matmul"] = _error(coo, ref, dtype)
     _check(errors, ref, dtype)
@@ -93,13 +105,13 @@ def test_csr_event_matmul(rng, dtype, scalar):
 @pytest.mark.parametrize("rule_args", [{"prob": 0.5}, {"k": N_POST // 2}], ids=["prob", "fixed"])
 @pytest.mark.parametrize("dtype", sorted(HALF))
 def test_procedural_event_matmul(rng, dtype, rule_args, scalar):
-    dtype = HALF[dtype]
+    paths, dtype = _paths(dtype, not scalar and "prob" in rule_args), HALF[dtype]
     rule, table = ops.make_rule(N_PRE, N_POST, 3, **rule_args)
     weight = _half_normal(rng, () if scalar else (N_PRE,), dtype)
     spikes = _spikes(rng, 1)
     w64 = f64(weight.astype(jnp.float32))
     ref = f64(spikes) @ (proc.stored_connectivity(rule).to_dense() * (w64 if scalar else w64[:, None]))
-    errors = {p: _error(ops.procedural_event_matmul(spikes, weight, rule, table, path=p), ref, dtype) for p in PATHS}
+    errors = {p: _error(ops.procedural_event_matmul(spikes, weight, rule, table, path=p), ref, dtype) for p in paths}
     _check(errors, ref, dtype)
 
 
@@ -120,11 +132,11 @@ def _layer_errors(make_layer, spikes, dtype, paths=PATHS):
 
 @pytest.mark.parametrize("dtype", sorted(HALF))
 def test_event_linear(rng, dtype):
-    dtype = HALF[dtype]
+    paths, dtype = _paths(dtype, True), HALF[dtype]
     weight = _half_normal(rng, (N_PRE, N_POST), dtype)
     spikes = _spikes(rng, 1)[0]
     ref = f64(spikes) @ f64(weight.astype(jnp.float32))
-    errors = {p: _error(eventlib.EventLinear(N_PRE, N_POST, weight, path=p)(spikes), ref, dtype) for p in PATHS}
+    errors = {p: _error(eventlib.EventLinear(N_PRE, N_POST, weight, path=p)(spikes), ref, dtype) for p in paths}
     _check(errors, ref, dtype)
 
 
@@ -135,21 +147,21 @@ def _per_synapse(rng, dtype):
 @pytest.mark.parametrize("procedural", [False, True])
 @pytest.mark.parametrize("dtype", sorted(HALF))
 def test_event_fixed_prob(rng, dtype, procedural):
-    dtype = HALF[dtype]
+    paths, dtype = _paths(dtype, procedural), HALF[dtype]
     spikes = _spikes(rng, 1)[0]
 
     def make(path):
         init = _per_synapse(np.random.default_rng(0), dtype)  # the same weights for every path
         return eventlib.EventFixedProb(N_PRE, N_POST, 0.5, init, seed=4, path=path, procedural=procedural)
 
-    errors, ref = _layer_errors(make, spikes, dtype)
+    errors, ref = _layer_errors(make, spikes, dtype, paths)
     _check(errors, ref, dtype)
 
 
 @pytest.mark.parametrize("event", [False, True])
 @pytest.mark.parametrize("dtype", sorted(HALF))
 def test_fixed_num_conn(rng, dtype, event):
-    dtype = HALF[dtype]
+    paths, dtype = _paths(dtype, event), HALF[dtype]
     spikes = _spikes(rng, 1)[0]
     layer_type = eventlib.EventFixedNumConn if event else eventlib.FixedNumConn
 
@@ -157,5 +169,5 @@ def test_fixed_num_conn(rng, dtype, event):
         init = _per_synapse(np.random.default_rng(0), dtype)
         return layer_type(N_PRE, N_POST, N_PRE // 2, init, seed=5, path=path)
 
-    errors, ref = _layer_errors(make, spikes, dtype, PATHS if event else ("dense",))
+    errors, ref = _layer_errors(make, spikes, dtype, paths if event else ("dense",))
     _check(errors, ref, dtype)

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import all_pairs
 
 import eventlib
 from eventlib import sharding
@@ -65,11 +66,19 @@ def test_public_names():
         assert getattr(eventlib, name) is getattr(sharding, name)
 
 
-@pytest.mark.parametrize("d", [1, 2, 4])
-@pytest.mark.parametrize("lead", [(), (3,)])
-@pytest.mark.parametrize("kind", ["dyadic", "random"])
-@pytest.mark.parametrize("rate", [0.05, 0.9])
-@pytest.mark.parametrize("path", ["auto", "event", "dense"])
+# Every pair of levels of two factors appears in some case (helpers.all_pairs):
+# each case compiles its own sharded programs, so the full products (72 and
+# 36 cases) would cost minutes for interactions of three factors at once.
+@pytest.mark.parametrize(
+    *all_pairs(
+        "d,lead,kind,rate,path",
+        d=[1, 2, 4],
+        lead=[(), (3,)],
+        kind=["dyadic", "random"],
+        rate=[0.05, 0.9],
+        path=["auto", "event", "dense"],
+    )
+)
 def test_dense_identical(rng, d, lead, kind, rate, path):
     w = weights(rng, (N_PRE, N_POST), kind)
     s = spikes_of(rng, lead, N_PRE, rate)
@@ -116,10 +125,11 @@ def test_random_weights_expose_order(rng):
     assert not np.array_equal(backwards, ref)
 
 
-@pytest.mark.parametrize("d", [1, 2, 4])
-@pytest.mark.parametrize("lead", [(), (3,)])
-@pytest.mark.parametrize("kind", ["dyadic", "random", "scalar"])
-@pytest.mark.parametrize("path", ["auto", "dense"])
+@pytest.mark.parametrize(
+    *all_pairs(
+        "d,lead,kind,path", d=[1, 2, 4], lead=[(), (3,)], kind=["dyadic", "random", "scalar"], path=["auto", "dense"]
+    )
+)
 def test_csr_identical(rng, d, lead, kind, path):
     indptr, indices = random_csr(rng, N_PRE, N_POST, 6)
     w = np.float32(0.375) if kind == "scalar" else weights(rng, indices.shape, kind)
