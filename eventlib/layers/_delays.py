@@ -25,13 +25,17 @@ _NO_BATCHING = "INIT_NO_BATCHING"  # brainstate's tag for states every batch ele
 
 
 def _dt():
+    message = (
+        "a delay in time units needs brainstate's dt: set it with brainstate.environ.set(dt=...) "
+        "before building the layer, or give the delay in steps (an int)"
+    )
     try:
-        return brainstate.environ.get_dt()
+        dt = brainstate.environ.get_dt()
     except KeyError as err:
-        raise ValueError(
-            "a delay in time units needs brainstate's dt: set it with brainstate.environ.set(dt=...) "
-            "before building the layer, or give the delay in steps (an int)"
-        ) from err
+        raise ValueError(message) from err
+    if dt is None:
+        raise ValueError(message)
+    return dt
 
 
 def to_steps(value, name: str) -> np.ndarray:
@@ -40,13 +44,11 @@ def to_steps(value, name: str) -> np.ndarray:
     non-negative steps."""
     if isinstance(value, u.Quantity):
         dt = _dt()
-        try:
-            ratio = u.get_magnitude(value / dt) if isinstance(dt, u.Quantity) else None
-        except Exception as err:  # brainunit's dimension mismatch
-            raise ValueError(f"{name} must be a time (such as 1.0 * u.ms), got unit {value.unit}") from err
-        if ratio is None:
-            raise ValueError(f"{name} is a time, but brainstate's dt ({dt!r}) has no time unit")
-        steps = np.asarray(ratio, np.float64)
+        if not isinstance(dt, u.Quantity) or not dt.dim == u.second.dim:
+            raise ValueError(f"{name} is a time, but brainstate's dt ({dt!r}) is not a time (such as 0.1 * u.ms)")
+        if not value.dim == u.second.dim:
+            raise ValueError(f"{name} must be a time (such as 1.0 * u.ms) or steps, got unit {value.unit}")
+        steps = np.asarray(u.maybe_decimal(value / dt), np.float64)
         if not np.all(np.isfinite(steps)) or np.any(np.abs(steps - np.round(steps)) > 1e-6 * np.maximum(1, steps)):
             raise ValueError(f"{name} must be a whole multiple of dt = {dt}, got {value}")
         steps = np.round(steps).astype(np.int64)
