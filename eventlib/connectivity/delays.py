@@ -62,7 +62,9 @@ def choice_table(probs) -> np.ndarray:
     """
     p = np.asarray(probs, np.float64)
     if p.ndim != 1 or p.size == 0 or not np.all(np.isfinite(p)) or np.any(p < 0) or abs(p.sum() - 1.0) > 1e-6:
-        raise ValueError(f"probs must be a non-empty 1-D array of non-negative probabilities summing to 1, got {probs!r}")
+        raise ValueError(
+            f"probs must be a non-empty 1-D array of non-negative probabilities summing to 1, got {probs!r}"
+        )
     cum = np.cumsum(p / p.sum())[:-1]
     return np.minimum(np.ceil(cum * 4294967296.0), 4294967295.0).astype(np.uint32)
 
@@ -95,5 +97,3 @@ def draw_delays(dist, conn: Connectivity, seed: int) -> np.ndarray:
             )
         return values[np.searchsorted(table, bits, side="right")].astype(np.int32)
     raise TypeError(f"expected a UniformDelay or DelayChoice, got {type(dist).__name__}")
-
-

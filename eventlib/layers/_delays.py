@@ -77,7 +77,9 @@ class DelaySpec:
             self.scalar = 0
         elif isinstance(delay, UniformDelay | DelayChoice):
             if not per_synapse:
-                raise TypeError("delay must be one delay for every connection here (an int or a time), not a distribution")
+                raise TypeError(
+                    "delay must be one delay for every connection here (an int or a time), not a distribution"
+                )
             if isinstance(delay, UniformDelay):
                 low, high = _scalar_steps(delay.low, "delay.low"), _scalar_steps(delay.high, "delay.high")
                 if low > high:

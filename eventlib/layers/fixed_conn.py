@@ -29,11 +29,11 @@ import numpy as np
 from .. import _checks, _units
 from ..connectivity import (
     Connectivity,
+    draw_delays,
     fixed_num_per_post,
     fixed_num_per_pre,
     fixed_prob,
     from_indices,
-    draw_delays,
     keep_afferent_rows,
 )
 from ..ops import check_path
@@ -122,8 +122,7 @@ delay: the synaptic delay: a spike at step ``t`` reaches the
         ``deterministic=False``.
       max_delay: the largest delay the buffer holds (steps or time; default:
         the largest delay given). Larger delays are refused.
-      
-float_as_event: if True, every nonzero input counts as one spike
+      float_as_event: if True, every nonzero input counts as one spike
         (brainstate's behaviour, with a straight-through spike gradient);
         default False multiplies float inputs by their weights, as the dense
         product does.

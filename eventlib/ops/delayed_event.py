@@ -170,7 +170,9 @@ def _add_every_synapse(buf, values, weight, indptr, indices, delays, step, n_slo
     return buf.at[:, tgt].add(contrib.astype(buf.dtype), mode="drop")
 
 
-def _delayed_impl(buffer, spikes, weight, indptr, indices, delays, step, *, n_slots, max_row, float_as_event, path, platform):
+def _delayed_impl(
+    buffer, spikes, weight, indptr, indices, delays, step, *, n_slots, max_row, float_as_event, path, platform
+):
     batch, n_pre = spikes.shape
     width = buffer.shape[1]
     n_post = width // n_slots
@@ -217,7 +219,9 @@ def _delayed_impl(buffer, spikes, weight, indptr, indices, delays, step, *, n_sl
 def _delayed_kernel(val_ref, indptr_ref, indices_ref, w_ref, delays_ref, step_ref, buf_ref, out_ref, *, n_slots, **kw):
     """The stored-connectivity kernel (``sparse_event._csr_kernel``) adding
     into the ring buffer, each synapse at its delay's slot."""
-    _csr_kernel(val_ref, indptr_ref, indices_ref, w_ref, buf_ref, out_ref, slots=(delays_ref, step_ref[0], n_slots), **kw)
+    _csr_kernel(
+        val_ref, indptr_ref, indices_ref, w_ref, buf_ref, out_ref, slots=(delays_ref, step_ref[0], n_slots), **kw
+    )
 
 
 def _delayed_kernel_call(buf, values, weight, indptr, indices, delays, step, n_slots, max_row, platform):
@@ -293,7 +297,9 @@ def _jvp(primals, tangents, *, n_slots, max_row, float_as_event, path):
 ad.primitive_jvps[csr_delayed_add_p] = _jvp
 
 
-def _weight_cotangent(cotangent, spikes, indptr, indices, delays, step, weight_aval, *, n_slots, max_row, float_as_event, path):
+def _weight_cotangent(
+    cotangent, spikes, indptr, indices, delays, step, weight_aval, *, n_slots, max_row, float_as_event, path
+):
     """d(new_buffer)/d(weight) applied to ``cotangent`` (batch, n_slots * n_post):
     ``sum_b values[b, pre(s)] * cotangent[b, target(s)]``, visiting the
     active rows only (every synapse on the dense path)."""
