@@ -119,7 +119,7 @@ delay: the synaptic delay: a spike at step ``t`` reaches the
         A step costs the spikes times their synapses plus one slot of the
         buffer, whatever the delays (:func:`eventlib.ops.csr_event_matmul_delayed`).
         Per-synapse delays need stored connectivity and
-        ``deterministic=False``.
+        ``deterministic=False``. ``to_dense()`` is the sum over the delays.
       max_delay: the largest delay the buffer holds (steps or time; default:
         the largest delay given). Larger delays are refused.
       float_as_event: if True, every nonzero input counts as one spike

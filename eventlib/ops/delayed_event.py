@@ -193,7 +193,8 @@ def _delayed_impl(
     max_row = _window(max_row, n_syn)
     check_flat_size(batch, n_pre)
     if choice.run == "kernel":
-        return _delayed_kernel_call(buf, values, weight, indptr, indices, delays, step, n_slots, max_row, platform)
+        out = _delayed_kernel_call(buf, values, weight, indptr, indices, delays, step, n_slots, max_row, platform)
+        return out.astype(dtype)
 
     def add_row(b, value, first, inside, tgt, out):
         # The slot is read for this active row's window only.
@@ -367,7 +368,6 @@ def _batching(args, dims, **params):
     if any(d is not None for d in rest_dims):
         return map_batched(csr_delayed_add_p, args, dims, **params)
     size = buffer.shape[b_dim] if b_dim is not None else spikes.shape[s_dim]
-    batch = spikes.shape[1 if s_dim == 0 else 0] if s_dim is not None else spikes.shape[0]
     buffer = jnp.moveaxis(buffer, b_dim, 0) if b_dim is not None else jnp.broadcast_to(buffer, (size, *buffer.shape))
     spikes = jnp.moveaxis(spikes, s_dim, 0) if s_dim is not None else jnp.broadcast_to(spikes, (size, *spikes.shape))
     batch = spikes.shape[1]
