@@ -5,11 +5,17 @@
 - :mod:`eventlib.connectivity.procedural`: the same rows regenerated in JAX
   (:class:`~eventlib.connectivity.procedural.Rule`), for products that store
   nothing.
+- :mod:`eventlib.connectivity.delays`: synaptic delays drawn per synapse
+  from the same hash.
 - :mod:`eventlib.connectivity.hashing`: the counter-based hash both use,
   written once for NumPy and JAX.
 """
 
+from . import delays as delays
 from . import stored as stored
+from .delays import DelayChoice as DelayChoice
+from .delays import UniformDelay as UniformDelay
+from .delays import draw_delays as draw_delays
 from .hashing import hash_bits as hash_bits
 from .stored import MAX_SYNAPSES as MAX_SYNAPSES
 from .stored import Connectivity as Connectivity
@@ -28,4 +34,4 @@ from .stored import warn_if_empty as warn_if_empty
 
 # The package's public API is the stored builders' (the re-exports above keep
 # the names other modules and the book use).
-__all__ = list(stored.__all__)
+__all__ = [*stored.__all__, "UniformDelay", "DelayChoice", "draw_delays"]

@@ -25,6 +25,7 @@ __all__ = [
     "GOLDEN",
     "STREAM_AFFERENT",
     "STREAM_COUNT",
+    "STREAM_DELAY",
     "STREAM_PROB",
     "below",
     "hash_bits",
@@ -39,6 +40,7 @@ __all__ = [
 STREAM_PROB = 1  # fixed_prob: geometric gaps
 STREAM_COUNT = 2  # fixed counts: targets drawn with or without repeats
 STREAM_AFFERENT = 3  # keep_afferent_rows: one draw per row
+STREAM_DELAY = 4  # synaptic delays drawn from a distribution: one draw per synapse
 
 #: The 32-bit golden ratio, an odd multiplier that spreads consecutive
 #: counters (rows, positions, streams) over the whole word before mixing.

@@ -7,12 +7,13 @@ import jax.numpy as jnp
 
 from .. import _checks, _units
 from ..ops import check_path, event_matmul, homogeneous_matmul
+from ._delays import DelayedOutput, DelaySpec
 from ._weights import init_param
 
 __all__ = ["EventLinear"]
 
 
-class EventLinear(brainstate.nn.Module):
+class EventLinear(DelayedOutput, brainstate.nn.Module):
     """Dense connectivity whose product is event-driven.
 
     ``layer(spikes)`` equals ``spikes @ layer.weight.value`` but reads only the
@@ -36,6 +37,13 @@ class EventLinear(brainstate.nn.Module):
       name: module name.
       param_type: the state class holding the weight (default ``ParamState``).
       path: ``'auto'``, ``'event'``, ``'kernel'`` or ``'dense'`` (see :mod:`eventlib.ops`).
+      delay: one synaptic delay for every connection: an int number of steps
+        or a brainunit time (a whole multiple of brainstate's ``dt``). None
+        or 0 (default): no delay and no state. Otherwise a spike at step
+        ``t`` arrives at ``t + delay``: the layer keeps a ring buffer
+        ``delay_buffer`` ``(*batch, delay + 1, n_post)`` and a step counter
+        ``delay_step``, brainstate states created by ``init_state(batch_size)``
+        (``brainstate.nn.init_all_states``) and emptied by ``reset_state``.
 
     Shapes:
       spikes: bool, integer or float array ``(..., n_pre)``, any number of
@@ -53,8 +61,11 @@ class EventLinear(brainstate.nn.Module):
         name: str | None = None,
         param_type=brainstate.ParamState,
         path: str = "auto",
+        delay=None,
     ):
         super().__init__(name=name)
+        spec = DelaySpec(delay, per_synapse=False)
+        self.max_delay = self.delay_steps = spec.scalar
         self.n_pre = _checks.size(in_size, "in_size")
         self.n_post = _checks.size(out_size, "out_size")
         self.in_size = (self.n_pre,)
@@ -66,16 +77,24 @@ class EventLinear(brainstate.nn.Module):
         self.weight = param_type(value)
 
     def update(self, spikes):
-        """Spikes ``(..., n_pre)`` (bool, integer or float) to ``(..., n_post)``."""
+        """Spikes ``(..., n_pre)`` (bool, integer or float) to ``(..., n_post)``
+        (with a delay: what arrives at this step; the step advances)."""
         s, s_unit = _units.split(spikes)
         s = jnp.asarray(s)
         _checks.spike_dtype(s.dtype)
         _checks.spikes_shape(s.shape, self.n_pre)
         w, w_unit = _units.split(self.weight.value)
-        if jnp.ndim(w) == 0:
-            out = homogeneous_matmul(s, w, self.n_post, float_as_event=self.float_as_event)
+        w = jnp.asarray(w)
+
+        def product(x):
+            if jnp.ndim(w) == 0:
+                return homogeneous_matmul(x, w, self.n_post, float_as_event=self.float_as_event)
+            return event_matmul(x, w, float_as_event=self.float_as_event, path=self.path)
+
+        if self.max_delay == 0:
+            out = product(s)
         else:
-            out = event_matmul(s, w, float_as_event=self.float_as_event, path=self.path)
+            out = self._delayed(product, s, _checks.out_dtype(s.dtype, w.dtype))
         return _units.attach(out, s_unit, w_unit)
 
     def to_dense(self):

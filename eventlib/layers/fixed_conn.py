@@ -29,6 +29,7 @@ import numpy as np
 from .. import _checks, _units
 from ..connectivity import (
     Connectivity,
+    draw_delays,
     fixed_num_per_post,
     fixed_num_per_pre,
     fixed_prob,
@@ -36,6 +37,7 @@ from ..connectivity import (
     keep_afferent_rows,
 )
 from ..ops import check_path
+from ._delays import DelayedOutput, DelaySpec
 from ._weights import fan_in_block
 from .storage import ConnectivityState, ProceduralConnectivity, StoredConnectivity
 
@@ -99,7 +101,28 @@ conn_weight: a scalar (one trainable weight shared by all synapses,
         ``n_synapses`` is then the expected count for a probability (see
         :func:`eventlib.ops.procedural_event_matmul`).""",
     "event_args": """\
-float_as_event: if True, every nonzero input counts as one spike
+delay: the synaptic delay: a spike at step ``t`` reaches the
+        postsynaptic neurons at step ``t + d``. None or 0 (default): no
+        delay, and no state. An int number of steps or a brainunit time (a
+        whole multiple of brainstate's ``dt`` at construction) for every
+        synapse; an array ``(n_synapses,)`` of them, one per synapse in the
+        order of :meth:`synapses`; or a distribution drawn per synapse from
+        ``(seed, row, position)`` by the connectivity's hash,
+        :class:`eventlib.connectivity.UniformDelay` (``low`` to ``high``,
+        both included) or :class:`eventlib.connectivity.DelayChoice`
+        (``values`` with ``probs``). The layer then keeps a ring buffer
+        ``delay_buffer`` ``(*batch, max_delay + 1, n_post)`` and a step
+        counter ``delay_step``, brainstate states created by
+        ``init_state(batch_size)`` (``brainstate.nn.init_all_states``) and
+        emptied by ``reset_state``; per-synapse delays are held in the
+        ``connectivity`` state with the indices, so checkpoints restore them.
+        A step costs the spikes times their synapses plus one slot of the
+        buffer, whatever the delays (:func:`eventlib.ops.csr_event_matmul_delayed`).
+        Per-synapse delays need stored connectivity and
+        ``deterministic=False``. ``to_dense()`` is the sum over the delays.
+      max_delay: the largest delay the buffer holds (steps or time; default:
+        the largest delay given). Larger delays are refused.
+      float_as_event: if True, every nonzero input counts as one spike
         (brainstate's behaviour, with a straight-through spike gradient);
         default False multiplies float inputs by their weights, as the dense
         product does.
@@ -191,7 +214,7 @@ def _fixed_num_plan(n_pre, n_post, conn_num, efferent_target, allow_multi_conn) 
     return _Plan(build, {"k": k, "distinct": distinct}, fan_in_block(k, n_pre, n_post))
 
 
-class _SparseLayer(brainstate.nn.Module):
+class _SparseLayer(DelayedOutput, brainstate.nn.Module):
     """Construction, storage, weights and export shared by the sparse layers.
 
     A subclass says what ``conn_num`` means (:meth:`_plan`) and which product
@@ -236,6 +259,11 @@ class _SparseLayer(brainstate.nn.Module):
         if procedural:
             fixed_count = "k" in plan.rule_args
             ProceduralConnectivity.check_supported(efferent_target, fixed_count, afferent_ratio, self.deterministic)
+            if self._delay_spec.per_synapse:
+                raise ValueError(
+                    "per-synapse delays (an array or a distribution) need stored connectivity, not procedural=True; "
+                    "a single delay for every synapse works with both"
+                )
             state, weight = ProceduralConnectivity.create(
                 n_pre, n_post, self.seed, plan.rule_args, conn_weight, plan.init_block, what=type(self).__name__
             )
@@ -243,14 +271,7 @@ class _SparseLayer(brainstate.nn.Module):
             conn, fan_out = plan.build(self.seed)
             if afferent_ratio != 1.0:
                 conn, fan_out = keep_afferent_rows(conn, afferent_ratio, self.seed), None
-            state, weight = StoredConnectivity.create(
-                conn,
-                conn_weight,
-                plan.init_block,
-                fan_out,
-                with_pre=self._dense_equivalent,
-                what=type(self).__name__,
-            )
+            state, weight = self._stored_state(conn, conn_weight, plan.init_block, fan_out, self.seed)
         self._install(state, weight, param_type, path)
 
     def _plan(self, conn_num, n_pre: int, n_post: int, efferent_target: str, allow_multi_conn: bool) -> _Plan:
@@ -263,6 +284,39 @@ class _SparseLayer(brainstate.nn.Module):
             raise TypeError(f"{type(self).__name__} got unexpected keyword arguments {unknown}")
         self.float_as_event = bool(options.get("float_as_event", False))
         self.deterministic = bool(options.get("deterministic", False))
+        self._delay_spec = DelaySpec(options.get("delay"), options.get("max_delay"))
+        if self._delay_spec.per_synapse and self.deterministic:
+            raise ValueError("deterministic=True is not available with per-synapse delays (a single delay works)")
+        self.max_delay = 0 if self._delay_spec.per_synapse else self._delay_spec.max_delay
+        self.delay_steps = self._delay_spec.scalar
+
+    def _stored_state(self, conn, conn_weight, init_block, fan_out, seed, order=None):
+        """The stored state and initial weight, with the per-synapse delays
+        (an array, reordered by ``order`` when given, or drawn for ``seed``)."""
+        spec, delays = self._delay_spec, None
+        if spec.array is not None:
+            if spec.array.shape != (conn.n_synapses,):
+                raise ValueError(
+                    f"delay must be a scalar or have shape (n_synapses,) = ({conn.n_synapses},), "
+                    f"got shape {spec.array.shape}"
+                )
+            delays = spec.array if order is None else spec.array[np.asarray(order)]
+        elif spec.dist is not None:
+            delays = draw_delays(spec.dist, conn, _resolve_seed(seed))
+        if delays is not None:
+            self.max_delay = spec.stated_max if spec.stated_max is not None else int(delays.max(initial=0))
+            if self.max_delay == 0:
+                delays = None  # every delay 0: the undelayed product, no state
+        return StoredConnectivity.create(
+            conn,
+            conn_weight,
+            init_block,
+            fan_out,
+            with_pre=self._dense_equivalent,
+            what=type(self).__name__,
+            delays=delays,
+            max_delay=self.max_delay,
+        )
 
     def _install(self, state: ConnectivityState, weight, param_type, path: str) -> None:
         self.n_pre, self.n_post = state.n_pre, state.n_post
@@ -361,7 +415,8 @@ class _SparseLayer(brainstate.nn.Module):
         ``conn_weight`` is a scalar, an initializer, or one weight per synapse
         in the order given (it is reordered with the synapses). Remaining
         keyword arguments go to the layer (``float_as_event``, ``path``,
-        ``name``, ``param_type``).
+        ``name``, ``param_type``, ``delay``, ``max_delay``); a per-synapse
+        ``delay`` array is in the order given, like the weights.
         """
         n_pre, n_post = _checks.size(in_size, "in_size"), _checks.size(out_size, "out_size")
         conn, order = from_indices(pre_indices, post_indices, n_pre, n_post)
@@ -379,9 +434,7 @@ class _SparseLayer(brainstate.nn.Module):
         brainstate.nn.Module.__init__(layer, name=name)
         layer.seed = None
         layer._set_options(kwargs)
-        state, weight = StoredConnectivity.create(
-            conn, conn_weight, None, None, with_pre=cls._dense_equivalent, what=cls.__name__
-        )
+        state, weight = layer._stored_state(conn, conn_weight, None, None, None, order)
         layer._install(state, weight, param_type, path)
         return layer
 
@@ -397,16 +450,34 @@ class _EventDriven:
     """The event-driven product and its options (``float_as_event``,
     ``deterministic``), for the layers that offer them."""
 
-    _options = ("float_as_event", "deterministic")
+    _options = ("float_as_event", "deterministic", "delay", "max_delay")
     _dense_equivalent = False
 
     def update(self, spikes):
-        """Spikes ``(..., n_pre)`` (bool, integer or float) to ``(..., n_post)``."""
+        """Spikes ``(..., n_pre)`` (bool, integer or float) to ``(..., n_post)``.
+
+        With delays, what arrives at this step (the buffer's slot), after
+        this step's spikes are added into the buffer; the step advances."""
         s, s_unit = self._check_input(spikes, "spikes")
         w, w_unit = self._weight_vector()
-        out = self.connectivity.event_product(
-            s, w, float_as_event=self.float_as_event, path=self.path, deterministic=self.deterministic
-        )
+
+        def product(x):
+            return self.connectivity.event_product(
+                x, w, float_as_event=self.float_as_event, path=self.path, deterministic=self.deterministic
+            )
+
+        if self.max_delay == 0:
+            out = product(s)
+        elif getattr(self.connectivity, "delays", None) is None:
+            out = self._delayed(product, s, _checks.out_dtype(s.dtype, w.dtype))
+        else:
+
+            def per_synapse(buffer, step):
+                return self.connectivity.delayed_product(
+                    s, w, buffer, step, float_as_event=self.float_as_event, path=self.path
+                )
+
+            out = self._delayed(None, s, _checks.out_dtype(s.dtype, w.dtype), per_synapse)
         return _units.attach(out, s_unit, w_unit)
 
 
@@ -497,6 +568,8 @@ class EventFixedProb(_EventDriven, _SparseLayer):
         path: str = "auto",
         procedural: bool = False,
         deterministic: bool = False,
+        delay=None,
+        max_delay=None,
     ):
         super().__init__(
             in_size,
@@ -514,6 +587,8 @@ class EventFixedProb(_EventDriven, _SparseLayer):
             procedural,
             float_as_event=float_as_event,
             deterministic=deterministic,
+            delay=delay,
+            max_delay=max_delay,
         )
 
     def _plan(self, conn_num, n_pre: int, n_post: int, efferent_target: str, allow_multi_conn: bool) -> _Plan:

@@ -27,7 +27,15 @@ import numpy as np
 from .. import _checks
 from ..connectivity import Connectivity, check_capacity, fixed_num_per_pre, warn_if_empty
 from ..connectivity.procedural import expected_synapses, max_row_bound, stored_connectivity
-from ..ops import coo_matmul, csr_event_matmul, csr_pre_indices, csr_to_dense, make_rule, procedural_event_matmul
+from ..ops import (
+    coo_matmul,
+    csr_event_matmul,
+    csr_event_matmul_delayed,
+    csr_pre_indices,
+    csr_to_dense,
+    make_rule,
+    procedural_event_matmul,
+)
 from ._weights import degree_block, draw_weights, first_weight, init_param, is_initializer
 
 __all__ = ["ConnectivityState", "StoredConnectivity", "ProceduralConnectivity"]
@@ -102,17 +110,24 @@ def _int_array(x, name: str, ndim: int):
 class StoredConnectivity(ConnectivityState):
     """Synapses stored by presynaptic row: int32 ``indptr`` ``(n_pre + 1,)``
     and ``indices`` ``(n_synapses,)``, plus ``pre`` ``(n_synapses,)`` (each
-    synapse's row) where the layer's product is dense-equivalent.
+    synapse's row) where the layer's product is dense-equivalent, and
+    ``delays`` ``(n_synapses,)`` (each synapse's delay in steps) where the
+    layer has per-synapse delays.
 
     Args:
-      value: ``{'indptr': ..., 'indices': ...[, 'pre': ...]}``; the keys
-        given are the keys every later value must have.
+      value: ``{'indptr': ..., 'indices': ...[, 'pre': ...][, 'delays': ...]}``;
+        the keys given are the keys every later value must have.
       n_pre, n_post: the layer's sizes, which every value is checked against.
+      max_delay: the largest delay ``'delays'`` may hold (the layer's ring
+        buffer has ``max_delay + 1`` slots).
       **kwargs: brainstate state metadata.
     """
 
-    def __init__(self, value, n_pre: int, n_post: int, *, built_max_row: int | None = None, **kwargs):
+    def __init__(
+        self, value, n_pre: int, n_post: int, *, built_max_row: int | None = None, max_delay: int = 0, **kwargs
+    ):
         self.n_pre, self.n_post = n_pre, n_post
+        self.max_delay = int(max_delay)
         self._keys = tuple(value)
         if built_max_row is None:
             super().__init__(value, **kwargs)
@@ -125,7 +140,18 @@ class StoredConnectivity(ConnectivityState):
         brainstate.State.__init__(self, value, **kwargs)
 
     @classmethod
-    def create(cls, conn: Connectivity, conn_weight, init_block, fan_out, *, with_pre: bool, what: str):
+    def create(
+        cls,
+        conn: Connectivity,
+        conn_weight,
+        init_block,
+        fan_out,
+        *,
+        with_pre: bool,
+        what: str,
+        delays=None,
+        max_delay: int = 0,
+    ):
         """The state of ``conn`` and the layer's initial weight.
 
         Args:
@@ -137,6 +163,9 @@ class StoredConnectivity(ConnectivityState):
           fan_out: the fixed number of targets per row, or None.
           with_pre: also store each synapse's row (the float product needs it).
           what: the layer's name, for the warning of an empty layer.
+          delays: None, or int ``(n_synapses,)``: each synapse's delay in
+            steps, in ``[0, max_delay]``.
+          max_delay: the largest delay the state may hold.
         """
         arrays = {"indptr": jnp.asarray(conn.indptr), "indices": jnp.asarray(conn.indices)}
         if with_pre:
@@ -144,9 +173,11 @@ class StoredConnectivity(ConnectivityState):
             # each one's presynaptic row: stored (4 bytes per synapse) rather
             # than recomputed, which costs more than the product itself.
             arrays["pre"] = jnp.asarray(conn.pre_indices())
+        if delays is not None:
+            arrays["delays"] = jnp.asarray(_delays_array(delays, conn.n_synapses, max_delay))
         # One state for all index arrays: brainstate.transform.jit pays a
         # per-state cost on every call.
-        state = cls(arrays, conn.n_pre, conn.n_post, built_max_row=conn.max_row)
+        state = cls(arrays, conn.n_pre, conn.n_post, built_max_row=conn.max_row, max_delay=max_delay)
         shapes, init_shape = [(), (conn.n_synapses,)], (conn.n_synapses,)
         if fan_out is not None:  # brainstate's per-synapse layout (n_pre, conn_num)
             shapes.append((conn.n_pre, fan_out))
@@ -183,6 +214,8 @@ class StoredConnectivity(ConnectivityState):
             if pre.shape != expected.shape or np.any(pre != expected):
                 raise ValueError("connectivity 'pre' must hold each synapse's presynaptic row, as 'indptr' gives it")
             out["pre"] = jnp.asarray(pre, jnp.int32)
+        if "delays" in self._keys:
+            out["delays"] = jnp.asarray(_delays_array(value["delays"], indices.shape[0], self.max_delay))
         self.max_row = max_row
         return out
 
@@ -222,6 +255,40 @@ class StoredConnectivity(ConnectivityState):
             deterministic=deterministic,
         )
 
+    @property
+    def delays(self):
+        """int32 ``(n_synapses,)``: each synapse's delay in steps (layers with
+        per-synapse delays only; None otherwise)."""
+        return self.value.get("delays")
+
+    def delayed_product(self, spikes, weight, buffer, step, *, float_as_event: bool, path: str):
+        """One step of the delayed product with the per-synapse delays
+        (:func:`eventlib.ops.csr_event_matmul_delayed`).
+
+        Args:
+          spikes: ``(..., n_pre)`` array (no units).
+          weight: a scalar or one weight per synapse (no units).
+          buffer: the ring buffer ``(..., max_delay + 1, n_post)``.
+          step: int scalar, the step (modulo ``max_delay + 1``).
+          float_as_event, path: as the operator takes them.
+
+        Returns:
+          ``(out, new_buffer)``.
+        """
+        return csr_event_matmul_delayed(
+            spikes,
+            weight,
+            self.indptr,
+            self.indices,
+            self.value["delays"],
+            buffer,
+            step,
+            self.n_post,
+            max_row=self.max_row,
+            float_as_event=float_as_event,
+            path=path,
+        )
+
     def dense_product(self, x, weight, *, path: str):
         """``x @ M`` for any float input, visiting every synapse
         (:func:`eventlib.ops.coo_matmul`; ``path`` is not used: there is one).
@@ -246,6 +313,19 @@ class StoredConnectivity(ConnectivityState):
     def stored_connectivity(self) -> Connectivity:
         """The synapses as a :class:`~eventlib.connectivity.Connectivity`."""
         return Connectivity(np.asarray(self.indptr), np.asarray(self.indices), self.n_pre, self.n_post)
+
+
+def _delays_array(delays, n_syn: int, max_delay: int) -> np.ndarray:
+    """Per-synapse delays checked: int ``(n_synapses,)`` in ``[0, max_delay]``, as int32."""
+    d = _int_array(delays, "delays", 1)
+    if d.shape != (n_syn,):
+        raise ValueError(f"connectivity 'delays' must have shape (n_synapses,) = ({n_syn},), got {d.shape}")
+    if d.size and (d.min() < 0 or d.max() > max_delay):
+        raise ValueError(
+            f"connectivity 'delays' must lie in [0, max_delay] = [0, {max_delay}] steps, "
+            f"got values in [{d.min()}, {d.max()}]"
+        )
+    return d.astype(np.int32)
 
 
 class ProceduralConnectivity(ConnectivityState):

@@ -9,11 +9,15 @@ One module per operator family, each laid out as: dense reference, portable
 event-driven path, Pallas kernel, the primitive that picks the path, AD
 rules, batching, public operator -- ``dense_event`` (a dense weight),
 ``sparse_event`` (stored connectivity), ``procedural_event`` (procedural
-connectivity, kernel in ``_procedural_kernel``). Shared: ``paths`` (which
+connectivity, kernel in ``_procedural_kernel``), ``delayed_event`` (stored
+connectivity with synaptic delays: a ring buffer of pending inputs). Shared: ``paths`` (which
 computation runs), ``_primitive`` (primitives, batching rules, size limits),
 ``_compact`` (finding the active inputs, launching a kernel).
 """
 
+from .delayed_event import csr_event_matmul_delayed as csr_event_matmul_delayed
+from .delayed_event import delay_ring_step as delay_ring_step
+from .delayed_event import delayed_matmul_reference as delayed_matmul_reference
 from .dense_event import event_matmul as event_matmul
 from .dense_event import event_matmul_reference as event_matmul_reference
 from .dense_event import homogeneous_matmul as homogeneous_matmul

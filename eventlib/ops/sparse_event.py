@@ -202,10 +202,14 @@ def _csr_tiling(n_flat: int, max_row: int) -> tuple[int, int, int]:
     return int(max(16, block)), rows, chunk
 
 
-def _add_rows_chunk(c, value, b, start, end, active, refs, *, chunk, n_post, scalar, masked_atomics):
+def _add_rows_chunk(c, value, b, start, end, active, refs, *, chunk, n_post, scalar, masked_atomics, slots=None):
     """Adds synapse positions [c * chunk, (c + 1) * chunk) of a vector of
     rows (``start``/``end`` their ranges, ``active`` which of them count,
-    ``value`` their input values, ``b`` their batch rows) into the output."""
+    ``value`` their input values, ``b`` their batch rows) into the output.
+    ``slots = (delays_ref, step, n_slots)``: the delayed product
+    (``delayed_event``), whose output rows are ``n_slots`` slots of
+    ``n_post // n_slots`` neurons; synapse ``s`` adds into slot
+    ``(step + delays[s]) % n_slots``, read for the active rows only."""
     from jax.experimental.pallas import triton as plgpu
 
     indices_ref, w_ref, out_ref = refs
@@ -213,6 +217,10 @@ def _add_rows_chunk(c, value, b, start, end, active, refs, *, chunk, n_post, sca
     pos = start[:, None] + (c * chunk + jnp.arange(chunk))[None, :]
     ok = active[:, None] & (pos < end[:, None])
     tgt = plgpu.load(indices_ref.at[pos], mask=ok, other=0)
+    if slots is not None:
+        delays_ref, step, n_slots = slots
+        d = plgpu.load(delays_ref.at[pos], mask=ok, other=0)
+        tgt = ((step + d) % n_slots) * (n_post // n_slots) + tgt
     w = w_ref[0] if scalar else plgpu.load(w_ref.at[pos], mask=ok, other=0.0)
     contrib = jnp.broadcast_to(value[:, None] * w.astype(value.dtype), pos.shape)  # summed in the values' type
     dest = b[:, None] * n_post + tgt
@@ -243,6 +251,7 @@ def _csr_kernel(
     chunk,
     scalar,
     masked_atomics,
+    slots=None,
 ):
     from jax.experimental import pallas as pl
     from jax.experimental.pallas import triton as plgpu
@@ -282,6 +291,7 @@ def _csr_kernel(
                 n_post=n_post,
                 scalar=scalar,
                 masked_atomics=masked_atomics,
+                slots=slots,
             )
             return carry
 
