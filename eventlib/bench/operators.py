@@ -261,26 +261,57 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+# How the figure draws each method: (label, colour and marker, line style). A dense weight is drawn
+# with solid lines, stored connectivity with dashed ones; a method not listed gets its own name.
+PLOT_STYLE = {
+    "dense (HIGHEST)": ("dense, float32 (HIGHEST)", "ko", "-"),
+    "dense (default)": ("dense, default (TF32)", "k^", ":"),
+    "eventlib event_matmul": ("eventlib, dense weight", "C0o", "-"),
+    "brainevent BinaryArray @ W": ("brainevent, dense weight", "C3s", "-"),
+    "eventlib csr_event_matmul": ("eventlib, stored", "C0o", "--"),
+    "eventlib csr_event_matmul deterministic": ("eventlib, stored, deterministic", "C2d", "--"),
+    "jax.experimental.sparse BCOO": ("BCOO, stored", "C7v", "--"),
+    "brainevent BinaryArray @ FixedNumPerPre": ("brainevent, stored", "C3s", "--"),
+}
+
+
 def plot(result: dict, path: Path) -> None:
+    """Time per call against the firing rate, in the book's figure style (``eventlib.plotting``):
+    one panel per size (rows) and batch (columns), one legend below the panels."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
-    rows = [r for r in result["rows"] if "ms" in r]
-    panels = list(dict.fromkeys((r["n"], r["batch"]) for r in rows))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
-    for ax, (n, batch) in zip(axes[0], panels, strict=True):
-        for m in dict.fromkeys(r["method"] for r in rows):
-            pts = [(r["rate"], r["ms"]) for r in rows if (r["n"], r["batch"], r["method"]) == (n, batch, m)]
-            if pts:
-                style = "-" if "eventlib" in m else ("--" if m.startswith("dense") else ":")
-                ax.plot(*zip(*pts, strict=True), style, marker="o", label=m)
-        ax.set(xscale="log", yscale="log", xlabel="firing rate", ylabel="ms per call", title=f"n={n}, batch={batch}")
-    axes[0][0].legend(fontsize=7)
-    fig.suptitle(result["device"], fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    from ..plotting import book_style_rc, new_figure
+
+    with plt.rc_context(book_style_rc()):  # the text too, not only the figure's size
+        rows = [r for r in result["rows"] if "ms" in r]
+        sizes = sorted({r["n"] for r in rows}, reverse=True)
+        batches = sorted({r["batch"] for r in rows})
+        fig, axes = new_figure(len(sizes), len(batches), height=1.2 + 2.6 * len(sizes), sharex=True, squeeze=False)
+        for (n, batch), ax in zip([(n, b) for n in sizes for b in batches], axes.flat, strict=True):
+            for m in dict.fromkeys(r["method"] for r in rows):
+                pts = [(r["rate"], r["ms"]) for r in rows if (r["n"], r["batch"], r["method"]) == (n, batch, m)]
+                if pts:
+                    label, marker, line = PLOT_STYLE.get(m, (m, "o", "-"))
+                    ax.plot(*zip(*pts, strict=True), marker, ls=line, label=label)
+            ax.set(xscale="log", yscale="log", title=f"n = {n}, batch {batch}")
+            ax.yaxis.set_minor_formatter(NullFormatter())  # decades only: no crowded labels
+            ax.grid(True, which="major", alpha=0.3)
+        for ax in axes[-1]:
+            ax.set_xlabel("fraction of inputs active")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("time per call [ms]")
+        handles = {}
+        for ax in axes.flat:  # every method once, in the order first drawn
+            for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                handles.setdefault(label, h)
+        fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=2)
+        fig.suptitle(result["device"])
+        fig.savefig(path)
+    plt.close(fig)
 
 
 def main(argv=None) -> int:
