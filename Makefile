@@ -43,7 +43,7 @@ lint: .venv-newest/ready
 # tests/notebooks and tests/book need the docs environment: test-notebooks and test-book run them.
 LIBRARY_ONLY := --ignore=tests/notebooks --ignore=tests/book
 # The CPU suites spend most of their time compiling small programs that then run for microseconds:
-# XLA's CPU backend compiles them with LLVM's cheaper passes (about a third less CPU time for the
+# XLA's CPU backend compiles them with LLVM's cheaper passes (about a quarter less CPU time for the
 # suite; results are checked against float64 references either way). Set TEST_XLA_FLAGS= to test
 # the default optimisation level, as users' programs are compiled.
 TEST_XLA_FLAGS ?= --xla_backend_optimization_level=0
