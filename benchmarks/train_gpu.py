@@ -304,7 +304,7 @@ def layers(batches, activities, methods, max_call_s: float = 0.5) -> list[dict]:
                             slow = True
                             stats = harness.time_calls(call, inputs[a], 0.0, 3, 3)
                         else:
-                            stats = harness.time_calls(call, inputs[a], 0.2, 10, 200)
+                            stats = harness.time_calls(call, inputs[a], 0.05, 10, 100)
                         rows.append({**row, "median_ms": stats["median_ms"], "compile_s": compile_s})
                     harness.log(f"{name} b={batch} {method} {kind}: compile {compile_s:.2f} s")
     return rows
