@@ -5,6 +5,7 @@
 #   make bench-cpu  the CPU benchmark against dense, BCOO and brainstate/brainevent
 #   make bench-coba the COBA network: eventlib, brainstate/brainevent and Brian 2 on one CPU core
 #   make test-gpu   the operator tests compiled for a CUDA GPU (GPU_PYTHON: a Python with jax[cuda])
+#   make test-notebooks-gpu  every notebook on the GPU, each chapter timed next to its CPU time
 #   make bench      python -m eventlib.bench on whatever device GPU_PYTHON's jax uses
 
 SHELL := /bin/bash
