@@ -268,7 +268,9 @@ def _jobs(fwd, n_post):
     return {"forward": forward, "backward": backward, "adam": adam}
 
 
-def layers(batches, activities, methods, max_call_s: float = 0.5) -> list[dict]:
+def layers(batches, activities, methods, max_call_s: float = 0.5, save=None) -> list[dict]:
+    """The timings (``save(rows)`` is called after each layer and batch, so
+    that a run cut short keeps what it measured)."""
     rows = []
     for name, n_pre, n_post, w, make, dense in layer_cases():
         for batch in batches:
@@ -307,6 +309,8 @@ def layers(batches, activities, methods, max_call_s: float = 0.5) -> list[dict]:
                             stats = harness.time_calls(call, inputs[a], 0.05, 10, 100)
                         rows.append({**row, "median_ms": stats["median_ms"], "compile_s": compile_s})
                     harness.log(f"{name} b={batch} {method} {kind}: compile {compile_s:.2f} s")
+            if save:
+                save(rows)
     return rows
 
 
@@ -368,7 +372,9 @@ def main(argv=None) -> int:
                 run = json.loads(out.stdout.strip().splitlines()[-1])
                 runs.append({k: v for k, v in run.items() if k != "environment"})
             harness.log(f"train path={path}: {runs[-1].get('seconds', 'failed')}")
-        result.update(epochs=args.epochs, batch=args.batch, runs=runs)
+            result.update(epochs=args.epochs, batch=args.batch, runs=runs)
+            if args.out:  # after each path: a run cut short keeps what it measured
+                Path(args.out).write_text(json.dumps(result, indent=1))
         base = next((r["seconds"] for r in runs if r["path"] == "dense" and "seconds" in r), None)
         print("| path | runs as | seconds | / dense | test accuracy |\n|---|---|---|---|---|")
         for r in runs:
@@ -378,7 +384,12 @@ def main(argv=None) -> int:
             else:
                 print(f"| {r['path']} | failed | - | - | - |")
     elif args.what == "layers":
-        rows = layers(args.batches, args.activity, args.methods)
+
+        def save(rows):
+            if args.out:
+                Path(args.out).write_text(json.dumps({**result, "rows": rows}, indent=1))
+
+        rows = layers(args.batches, args.activity, args.methods, save=save)
         result.update(rows=rows)
         print(layer_table(rows))
     else:
