@@ -8,7 +8,7 @@ export PYTHONUNBUFFERED=1
 nvidia-smi -L 2>/dev/null | tee "$OUT/log.txt"
 timeout 150 python3 benchmarks/train_gpu.py train --epochs 2 --out "$OUT/train_after.json" 2>&1 | tee -a "$OUT/log.txt"
 timeout 60 python3 benchmarks/train_gpu.py grads --out "$OUT/grads.json" 2>&1 | tee -a "$OUT/log.txt"
-timeout "${LAYERS_S:-150}" python3 benchmarks/train_gpu.py layers --out "$OUT/layers_after.json" > "$OUT/layers_after.md" 2>>"$OUT/log.txt"
+timeout "${LAYERS_S:-150}" python3 benchmarks/train_gpu.py layers --out "$OUT/layers_after.json" > /dev/null 2>>"$OUT/log.txt"
 timeout "${NOTEBOOK_S:-120}" python3 tools/gpu_notebooks.py --column gpu --out "$OUT/notebooks_gpu.json" ${NOTEBOOKS:-05_training_a_snn} 2>&1 | tee -a "$OUT/log.txt"
 timeout 120 python3 tools/gpu_notebooks.py --column gpu_path_event --default-path event --out "$OUT/notebooks_gpu.json" 05_training_a_snn 2>&1 | tee -a "$OUT/log.txt"
 if [ -n "$OLD" ]; then
