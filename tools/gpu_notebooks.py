@@ -110,7 +110,12 @@ def run_nbclient(path: Path, default_path: str | None, timeout: float) -> dict:
 
 def device() -> str:
     out = subprocess.run(
-        [sys.executable, "-c", "import jax; d = jax.devices()[0]; print(jax.default_backend(), d.device_kind)"],
+        [
+            sys.executable,
+            "-c",
+            "import os, jax; d = jax.devices()[0]; "
+            "print(jax.default_backend(), d.device_kind, f'({os.cpu_count()} CPU cores)')",
+        ],
         capture_output=True,
         text=True,
         check=False,
