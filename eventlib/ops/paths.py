@@ -18,7 +18,7 @@ them):
 ``'auto'`` on a   the dense product outright   the dense product outright   as above.
 GPU, small        (no run-time choice) when    when small (same rule).
 (trace time)      ``gpu_dense_seconds`` is
-                  under ``GPU_SMALL_SECONDS``.
+                  under ``GPU_SMALL_SECONDS``
 ``'event'``       portable pure JAX: reads     portable: reads each active  portable: regenerates each
                   the active rows only;        row's window of ``max_row``  active row; never switches.
                   never switches.              slots (every synapse when a
@@ -39,7 +39,8 @@ by platform       rows (8 per step) or over    active (batch row, input)    pair
                                                (``coo_matmul``); on a GPU,  per call.
                                                the matrix built and
                                                multiplied when it has at
-                                               most ``GPU_DENSIFY_ELEMENTS``
+                                               most
+                                               ``GPU_DENSIFY_ELEMENTS``
                                                entries.
 deterministic     --                           ``'sorted'``: sorted         --
                                                per-target sums, no float
