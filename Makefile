@@ -5,6 +5,7 @@
 #   make bench-cpu  the CPU benchmark against dense, BCOO and brainstate/brainevent
 #   make bench-coba the COBA network: eventlib, brainstate/brainevent and Brian 2 on one CPU core
 #   make test-gpu   the operator tests compiled for a CUDA GPU (GPU_PYTHON: a Python with jax[cuda])
+#   make test-notebooks-gpu  every notebook on the GPU, each chapter timed next to its CPU time
 #   make bench      python -m eventlib.bench on whatever device GPU_PYTHON's jax uses
 
 SHELL := /bin/bash
@@ -15,7 +16,7 @@ PYTEST_ARGS ?=
 # processes keep both cores of a small machine busy. PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: all demo test test-oldest test-newest test-peer-baseline lint bench-cpu bench-coba test-gpu bench clean
+.PHONY: all demo test test-oldest test-newest test-peer-baseline lint bench-cpu bench-coba test-gpu test-notebooks-gpu bench clean
 .PRECIOUS: .venv-%/ready
 
 all: book
@@ -84,6 +85,16 @@ test-gpu:
 	@$(GPU_PYTHON) -c "import sys, eventlib; sys.exit(eventlib.which_path() != 'kernel')" || \
 	  { echo "test-gpu: $(GPU_PYTHON)'s jax sees no CUDA GPU of compute capability >= 8.0"; exit 1; }
 	$(GPU_PYTHON) -m pytest $(LIBRARY_ONLY) $(PYTEST_ARGS)
+
+# Every notebook executed on GPU_PYTHON's GPU (nbclient, or its cells as a script where Jupyter is
+# missing), each chapter's time recorded next to its CPU time (the `cpu` column, from
+# `tools/gpu_notebooks.py --column cpu` on the CPU) in benchmarks/results/notebooks_gpu.json/.md;
+# chapter 05 also with path='event' forced (a GPU without the kernels: T4, V100).
+test-notebooks-gpu:
+	@$(GPU_PYTHON) -c "import sys, jax; sys.exit(jax.default_backend() != 'gpu')" || \
+	  { echo "test-notebooks-gpu: $(GPU_PYTHON)'s jax sees no GPU"; exit 1; }
+	$(GPU_PYTHON) tools/gpu_notebooks.py --column gpu
+	$(GPU_PYTHON) tools/gpu_notebooks.py --column gpu_path_event --default-path event 05_training_a_snn
 
 bench:
 	$(GPU_PYTHON) -m eventlib.bench --out benchmarks/results/bench.json

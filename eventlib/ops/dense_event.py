@@ -96,17 +96,18 @@ def _rows_one_by_one(idx, count, values, weight):
     return acc[None]
 
 
-def _rows_in_chunks(idx, count, values, weight):
-    """``values @ weight`` over the rows ``idx[:count]`` (a batch)."""
+def _rows_in_chunks(idx, count, values, weight, chunk: int = _CHUNK):
+    """``values @ weight`` over the rows ``idx[:count]`` (a batch; on a GPU
+    also a vector), ``chunk`` rows per loop step (``idx`` padded for it)."""
 
     def step(start, acc):
-        rows_idx = lax.dynamic_slice_in_dim(idx, start, _CHUNK)
+        rows_idx = lax.dynamic_slice_in_dim(idx, start, chunk)
         # Padding indices point past the end and read zero rows.
         rows = weight.at[rows_idx].get(mode="fill", fill_value=0).astype(values.dtype)
         vals = values.at[:, rows_idx].get(mode="fill", fill_value=0)
         return acc + jnp.matmul(vals, rows, precision=HIGHEST)
 
-    return chunked_loop(count, _CHUNK, step, jnp.zeros((values.shape[0], weight.shape[1]), values.dtype))
+    return chunked_loop(count, chunk, step, jnp.zeros((values.shape[0], weight.shape[1]), values.dtype))
 
 
 # -- GPU kernels (Pallas, lowered through Triton) ------------------------------
@@ -266,7 +267,7 @@ def _event_matmat_impl(spikes, weight, *, float_as_event, path, platform):
     # is widened as it is read, the result rounded once to ``dtype``.
     values = spike_values(spikes, _checks.accumulation_dtype(dtype), float_as_event)
     weight = weight.astype(dtype)
-    choice = paths.resolve(path, platform, "dense")
+    choice = paths.resolve(path, platform, "dense", sizes=(batch, n_pre, weight.shape[1]))
     dense = _dense_product
 
     if choice.run == "dense" or batch == 0 or weight.shape[1] == 0 or n_pre == 0:
@@ -280,13 +281,18 @@ def _event_matmat_impl(spikes, weight, *, float_as_event, path, platform):
     count = count_active(active)
 
     def event(values, weight):
+        if choice.vectorised:
+            # A GPU: a few large chunks (paths.gpu_chunk_rows), never a step per row.
+            chunk = paths.gpu_chunk_rows(n_pre)
+            return _rows_in_chunks(active_indices(active, chunk), count, values, weight, chunk)
         if batch == 1:
             return _rows_one_by_one(active_indices(active, _UNROLL), count, values, weight)
         return _rows_in_chunks(active_indices(active, _CHUNK), count, values, weight)
 
     if not choice.may_switch:
         return event(values, weight).astype(dtype)
-    return lax.cond(_use_event(count, n_pre, batch), event, dense, values, weight).astype(dtype)
+    use_event = _use_event(count, n_pre, 64 if choice.vectorised else batch)
+    return lax.cond(use_event, event, dense, values, weight).astype(dtype)
 
 
 def _abstract(spikes, weight, *, float_as_event, path):
@@ -319,9 +325,9 @@ ad.defjvp(event_matmat_p, _spikes_jvp, _weight_jvp)
 
 def _event_outer(spikes, cotangent, *, weight_dtype, float_as_event, path, platform=None):
     """``spikes.T @ cotangent`` written only into the active rows."""
-    choice = paths.resolve(path, platform, "dense", kernel=False)
     n_pre, n_post = spikes.shape[1], cotangent.shape[1]
     batch = spikes.shape[0]
+    choice = paths.resolve(path, platform, "dense", kernel=False, sizes=(batch, n_pre, n_post))
     values = spike_values(spikes, cotangent.dtype, float_as_event)
     acc = _checks.accumulation_dtype(cotangent.dtype)  # sums over the batch
 
@@ -333,20 +339,24 @@ def _event_outer(spikes, cotangent, *, weight_dtype, float_as_event, path, platf
     active = jnp.any(spikes.astype(jnp.bool_), axis=0)
     count = count_active(active)
 
+    # On a GPU a few large chunks (paths.gpu_chunk_rows), never a step per row.
+    chunk = paths.gpu_chunk_rows(n_pre) if choice.vectorised else _CHUNK
+
     def event(values, cotangent):
-        idx = active_indices(active, _CHUNK)
+        idx = active_indices(active, chunk)
 
         def step(start, grad):
-            rows_idx = lax.dynamic_slice_in_dim(idx, start, _CHUNK)
+            rows_idx = lax.dynamic_slice_in_dim(idx, start, chunk)
             vals = values.at[:, rows_idx].get(mode="fill", fill_value=0)
             rows = jnp.matmul(vals.T, cotangent, precision=HIGHEST, preferred_element_type=acc)
             return grad.at[rows_idx].set(rows, mode="drop")  # each row once
 
-        return chunked_loop(count, _CHUNK, step, jnp.zeros((n_pre, n_post), acc))
+        return chunked_loop(count, chunk, step, jnp.zeros((n_pre, n_post), acc))
 
     if not choice.may_switch:
         return event(values, cotangent).astype(weight_dtype)
-    out = lax.cond(_use_event(count, n_pre, batch), event, dense, values, cotangent)
+    use_event = _use_event(count, n_pre, 64 if choice.vectorised else batch)
+    out = lax.cond(use_event, event, dense, values, cotangent)
     return out.astype(weight_dtype)
 
 

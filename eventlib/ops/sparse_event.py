@@ -33,7 +33,7 @@ from jax.interpreters import ad, batching
 
 from .. import _checks
 from . import paths
-from ._compact import active_indices, count_active, pallas_call, zeros_for_call
+from ._compact import active_indices, chunked_loop, count_active, pallas_call, zeros_for_call
 from ._primitive import HIGHEST, check_flat_size, make_primitive, map_batched, spikes_batching
 from .dense_event import spike_values
 
@@ -164,6 +164,83 @@ def _rows_fit(indptr, window: int):
     still carries the old one; this check routes such calls to a path that
     handles any row length instead of dropping the synapses past the window."""
     return jnp.max(indptr[1:] - indptr[:-1], initial=0) <= window
+
+
+# -- the portable path's GPU form and dense products (paths: the GPU rule) ------
+
+
+def _pair_chunks(spikes, values, indptr, indices, window: int, n_post: int, body, init, dense=None):
+    """Fold ``body(b, value, pos, inside, tgt, carry)`` over chunks of the
+    active (batch row, input) pairs: ``b`` and ``value`` ``(C,)``, and each
+    pair's window of synapse positions ``pos``, the mask ``inside`` of those
+    that belong to its row and their targets ``tgt`` (``n_post`` elsewhere),
+    ``(C, window)``: the GPU form of :func:`_fold_active_pairs`, whose one
+    step per pair costs a launch per spike on a GPU. ``C`` is the smallest
+    of :func:`paths.gpu_chunk_pairs` that holds the active pairs (one loop
+    step; a few for the largest layers), chosen at run time in one
+    ``lax.switch`` together with ``dense``: ``(use_dense, dense_fn)`` or None."""
+    batch, n_pre = spikes.shape
+    n_flat, n_syn = batch * n_pre, indices.shape[0]
+    sizes = paths.gpu_chunk_pairs(n_flat, window)
+    mask = spikes.reshape(-1).astype(jnp.bool_)
+    flat_idx, count = active_indices(mask, sizes[-1]), count_active(mask)
+    flat_values = values.reshape(-1)
+    slots = jnp.arange(window, dtype=jnp.int32)
+
+    def step(start, carry, chunk):
+        flat = lax.dynamic_slice_in_dim(flat_idx, start, chunk)
+        valid = flat < n_flat  # the padding past the active pairs
+        flat = jnp.minimum(flat, n_flat - 1)
+        b = flat // n_pre
+        i = flat - b * n_pre
+        value = jnp.where(valid, flat_values[flat], jnp.zeros((), flat_values.dtype))
+        start_, end = indptr[i], indptr[i + 1]
+        first = jnp.minimum(start_, n_syn - window)  # the window always fits (see _row_window)
+        pos = first[:, None] + slots[None, :]
+        inside = valid[:, None] & (pos >= start_[:, None]) & (pos < end[:, None])
+        tgt = jnp.where(inside, indices[pos], n_post)
+        return body(b, value, pos, inside, tgt, carry)
+
+    def loop(chunk):
+        def run():
+            return chunked_loop(count, chunk, lambda start, carry: step(start, carry, chunk), init)
+
+        return run
+
+    branches = [loop(c) for c in sizes]
+    which = jnp.minimum(jnp.sum(jnp.asarray(sizes[:-1], jnp.int32) < count), len(sizes) - 1)
+    if dense is not None:
+        use_dense, dense_fn = dense
+        branches.append(dense_fn)
+        which = jnp.where(use_dense, len(sizes), which)
+    return lax.switch(which, branches)
+
+
+def _densify(n_pre: int, n_post: int) -> bool:
+    """Whether the dense product on a GPU builds the matrix (at most
+    ``paths.GPU_DENSIFY_ELEMENTS`` entries) rather than visiting every synapse."""
+    return n_pre * n_post <= paths.GPU_DENSIFY_ELEMENTS
+
+
+def _gpu_dense_product(values, weight, indptr, indices, n_post: int):
+    """``values @ M`` on a GPU: the matrix built and multiplied (float32 at
+    ``HIGHEST``) when it is small enough, else one pass over every synapse."""
+    n_pre = values.shape[1]
+    if not _densify(n_pre, n_post):
+        return coo_matmul(values, weight, csr_pre_indices(indptr, indices.shape[0]), indices, n_post)
+    dense = csr_to_dense(weight.astype(values.dtype), indptr, indices, n_post)
+    return jnp.matmul(values, dense, precision=HIGHEST)
+
+
+def _gpu_event_cheaper(count, window: int, batch: int, n_pre: int, n_post: int, n_syn: int):
+    """Whether the active pairs' synapse slots (``count x window``) cost less
+    than the dense product on a GPU (the GPU rule's run-time test)."""
+    if _densify(n_pre, n_post):
+        dense_s = paths.gpu_dense_seconds(batch, n_pre, n_post)
+    else:
+        dense_s = batch * n_syn * paths.GPU_SECONDS_PER_SLOT
+    # In float32: count x window may pass int32.
+    return count.astype(jnp.float32) * (window * paths.GPU_SECONDS_PER_SLOT) <= dense_s
 
 
 # -- GPU kernel (Pallas, lowered through Triton) -------------------------------
@@ -433,7 +510,7 @@ def _csr_event_impl(spikes, weight, indptr, indices, *, n_post, max_row, float_a
     values = spike_values(spikes, _checks.accumulation_dtype(dtype), float_as_event)
     weight = weight.astype(dtype)
     n_syn = indices.shape[0]
-    choice = paths.resolve(path, platform, "csr", deterministic=deterministic)
+    choice = paths.resolve(path, platform, "csr", deterministic=deterministic, sizes=(batch, n_pre, n_post))
     # A layer called under jit closes over its connectivity as constants; the
     # barrier stops XLA from constant-folding work on them at compile time.
     indptr, indices = lax.optimization_barrier((indptr, indices))
@@ -451,11 +528,41 @@ def _csr_event_impl(spikes, weight, indptr, indices, *, n_post, max_row, float_a
         )
         return out.astype(dtype)
     if choice.run == "dense":
+        if paths.is_gpu(platform):
+            return _gpu_dense_product(values, weight, indptr, indices, n_post).astype(dtype)
         return coo_matmul(values.astype(dtype), weight, csr_pre_indices(indptr, n_syn), indices, n_post)
     check_flat_size(batch, n_pre)
+
+    def gpu_dense():
+        return _gpu_dense_product(values, weight, indptr, indices, n_post).astype(dtype)
+
+    if choice.may_switch:  # 'auto' on a GPU: the dense product when the active pairs cost more
+        count = count_active(spikes.astype(jnp.bool_))
+        cheaper = _gpu_event_cheaper(count, max_row, batch, n_pre, n_post, n_syn)
     if choice.run == "kernel":
         # The kernels read each row's length at run time: any length is handled.
-        return _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, platform).astype(dtype)
+        def kernel():
+            return _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, platform).astype(dtype)
+
+        return lax.cond(cheaper, kernel, gpu_dense) if choice.may_switch else kernel()
+
+    if choice.vectorised:
+        # A GPU: chunks of active pairs, gathered and scattered at once (_pair_chunks).
+        def add_chunk(b, value, pos, inside, tgt, out):
+            w = weight if weight.ndim == 0 else weight[pos]
+            contrib = jnp.where(inside, value[:, None] * w.astype(values.dtype), jnp.zeros((), values.dtype))
+            dest = jnp.where(inside, b[:, None] * n_post + tgt, batch * n_post)
+            return out.at[dest.reshape(-1)].add(contrib.reshape(-1), mode="drop")
+
+        # Rows longer than the window take the dense product (exact for any length).
+        use_dense = ~(fits & cheaper) if choice.may_switch else ~fits
+        init = jnp.zeros((batch * n_post,), values.dtype)
+
+        def flat_dense():
+            return _gpu_dense_product(values, weight, indptr, indices, n_post).astype(values.dtype).reshape(-1)
+
+        out = _pair_chunks(spikes, values, indptr, indices, max_row, n_post, add_chunk, init, (use_dense, flat_dense))
+        return out.reshape(batch, n_post).astype(dtype)
 
     # Each active pair's targets are read as one window and scattered into
     # the output. No switch to the dense-equivalent pass (paths.resolve): one
@@ -516,18 +623,47 @@ def _weight_cotangent(
     """d(out)/d(weight) applied to ``cotangent``: for synapse s of row i,
     ``sum_b values[b, i] * cotangent[b, indices[s]]`` -- visiting only the
     active rows; a scalar weight gets the sum over all of them."""
-    choice = paths.resolve(path, platform, "csr", kernel=False)  # formed the same way whatever deterministic is
     # In a transpose rule the primal spikes may be a NumPy constant.
     spikes = jnp.asarray(spikes)
     batch, n_pre = spikes.shape
+    # Formed the same way whatever deterministic is.
+    choice = paths.resolve(path, platform, "csr", kernel=False, sizes=(batch, n_pre, n_post))
     n_syn = indices.shape[0]
     values = spike_values(spikes, cotangent.dtype, float_as_event)
     scalar = len(weight_aval.shape) == 0
 
+    def dense():
+        if paths.is_gpu(platform) and _densify(n_pre, n_post):
+            # The outer product of the matrix's shape, read at the synapses.
+            outer = jnp.matmul(values.T, cotangent, precision=HIGHEST)
+            per_syn = outer[csr_pre_indices(indptr, n_syn), indices]
+            return jnp.sum(per_syn) if scalar else per_syn
+        return _weight_cotangent_dense(values, cotangent, indptr, indices, scalar)
+
     if choice.run == "dense" or n_syn == 0 or batch == 0:
-        return _weight_cotangent_dense(values, cotangent, indptr, indices, scalar).astype(weight_aval.dtype)
+        return dense().astype(weight_aval.dtype)
     indptr, indices = lax.optimization_barrier((indptr, indices))
     max_row = _window(max_row, n_syn)
+    fits = _rows_fit(indptr, max_row)
+
+    if choice.vectorised:
+        # A GPU: chunks of active pairs, gathered and scattered at once (_pair_chunks).
+        ct_flat = cotangent.reshape(-1)
+
+        def gather_chunk(b, value, pos, inside, tgt, grad):
+            at = jnp.where(inside, b[:, None] * n_post + tgt, batch * n_post)
+            contrib = value[:, None] * ct_flat.at[at].get(mode="fill", fill_value=0)
+            if scalar:
+                return grad + jnp.sum(contrib)
+            return grad.at[jnp.where(inside, pos, n_syn).reshape(-1)].add(contrib.reshape(-1), mode="drop")
+
+        use = fits
+        if choice.may_switch:
+            count = count_active(spikes.astype(jnp.bool_))
+            use = fits & _gpu_event_cheaper(count, max_row, batch, n_pre, n_post, n_syn)
+        init = jnp.zeros((), cotangent.dtype) if scalar else jnp.zeros((n_syn,), cotangent.dtype)
+        out = _pair_chunks(spikes, values, indptr, indices, max_row, n_post, gather_chunk, init, (~use, dense))
+        return out.astype(weight_aval.dtype)
 
     def gather_row(b, value, first, inside, tgt, grad):
         ct_row = lax.dynamic_index_in_dim(cotangent, b, keepdims=False)
@@ -542,12 +678,7 @@ def _weight_cotangent(
         return _fold_active_pairs(spikes, values, indptr, indices, max_row, n_post, gather_row, init)
 
     # Rows longer than the window (see _rows_fit): the pass over every synapse.
-    out = lax.cond(
-        _rows_fit(indptr, max_row),
-        event,
-        lambda: _weight_cotangent_dense(values, cotangent, indptr, indices, scalar),
-    )
-    return out.astype(weight_aval.dtype)
+    return lax.cond(fits, event, dense).astype(weight_aval.dtype)
 
 
 def _wct_impl(spikes, cotangent, indptr, indices, *, weight_shape, weight_dtype, platform=None, **params):
