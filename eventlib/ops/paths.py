@@ -74,12 +74,12 @@ condition per step, so the CPU's formulations (one step per active input or
 active pair) would cost a launch per spike. There the portable path
 (``'event'``, and the cotangents of ``'kernel'``) gathers the active inputs
 in fixed-size chunks sized at trace time so that the loop has a few steps at
-most (:func:`gpu_chunk_rows`, :func:`gpu_chunk_pairs`), and ``'auto'``
+most (:func:`~eventlib.ops.paths.gpu_chunk_rows`, :func:`~eventlib.ops.paths.gpu_chunk_pairs`), and ``'auto'``
 decides by size at trace time and by activity at run time:
 
-1. **small** (:func:`gpu_small`): when the dense product would take under
+1. **small** (:func:`~eventlib.ops.paths.gpu_small`): when the dense product would take under
    ``GPU_SMALL_SECONDS`` by its byte and flop count
-   (:func:`gpu_dense_seconds`, at ``GPU_BYTES_PER_SECOND`` and
+   (:func:`~eventlib.ops.paths.gpu_dense_seconds`, at ``GPU_BYTES_PER_SECOND`` and
    ``GPU_FLOPS``), nothing event-driven can beat it (a few launches and one
    run-time choice cost about as much): ``'auto'`` runs the dense product,
    forward and cotangents, with no run-time choice;
@@ -87,11 +87,11 @@ decides by size at trace time and by activity at run time:
    ``lax.cond`` that takes the dense product instead when the active count
    measured at run time makes that cheaper: a quarter of the rows for a
    dense weight; for stored connectivity when the active pairs' synapse
-   slots times ``GPU_SECONDS_PER_SLOT`` exceed :func:`gpu_dense_seconds`.
+   slots times ``GPU_SECONDS_PER_SLOT`` exceed :func:`~eventlib.ops.paths.gpu_dense_seconds`.
 
 On CPU nothing changes: the loops are the fastest formulation there
 (``_compact.py``), and the stored and procedural event paths never switch.
-:func:`which_path` with ``family`` and the sizes tells what ``'auto'`` runs.
+:func:`~eventlib.ops.which_path` with ``family`` and the sizes tells what ``'auto'`` runs.
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def gpu_dense_seconds(batch: int, n_pre: int, n_post: int) -> float:
 
 def gpu_small(batch: int, n_pre: int, n_post: int) -> bool:
     """Whether the dense product is so cheap on a GPU that ``'auto'`` runs it
-    outright (:func:`gpu_dense_seconds` under ``GPU_SMALL_SECONDS``)."""
+    outright (:func:`~eventlib.ops.paths.gpu_dense_seconds` under ``GPU_SMALL_SECONDS``)."""
     return gpu_dense_seconds(batch, n_pre, n_post) < GPU_SMALL_SECONDS
 
 
@@ -294,7 +294,7 @@ def resolve(
       deterministic: the stored-connectivity product without float atomics
         (``'sorted'``), taking precedence over ``path``.
       sizes: ``(batch, n_pre, n_post)`` of the product, for the GPU rule's
-        size test (:func:`gpu_small`); None skips it.
+        size test (:func:`~eventlib.ops.paths.gpu_small`); None skips it.
     """
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
