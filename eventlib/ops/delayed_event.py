@@ -25,8 +25,6 @@ flow back through time under ``lax.scan``), ``jax.vmap`` and ``jax.jit``.
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,13 +34,12 @@ from jax.interpreters import ad, batching
 
 from .. import _checks
 from . import paths
-from ._compact import pallas_call
 from ._primitive import check_flat_size, make_primitive, map_batched
 from .dense_event import spike_values
 from .sparse_event import (
     _csr_kernel,
-    _csr_tiling,
     _fold_active_pairs,
+    _launch_csr_kernel,
     _rows_fit,
     _window,
     csr_event_matmul,
@@ -226,38 +223,15 @@ def _delayed_kernel(val_ref, indptr_ref, indices_ref, w_ref, delays_ref, step_re
 
 
 def _delayed_kernel_call(buf, values, weight, indptr, indices, delays, step, n_slots, max_row, platform):
-    from jax.experimental import pallas as pl
-
-    batch, n_pre = values.shape
-    width = buf.shape[1]
+    batch, width = values.shape[0], buf.shape[1]
     check_flat_size(batch, width, "outputs", extra=1)
-    n_flat = batch * n_pre
-    block, rows, chunk = _csr_tiling(n_flat, max_row)
-    check_flat_size(batch, n_pre, extra=block)
     flat = buf.reshape(-1)
     if platform != "cuda":  # the interpreter's spare element for masked-out slots
         flat = jnp.concatenate([flat, jnp.zeros((1,), flat.dtype)])
-    kernel = functools.partial(
-        _delayed_kernel,
-        n_slots=n_slots,
-        n_flat=n_flat,
-        n_pre=n_pre,
-        n_post=width,
-        block=block,
-        rows=rows,
-        chunk=chunk,
-        scalar=weight.ndim == 0,
-        masked_atomics=platform == "cuda",
+    extra = (delays, step.reshape(1))
+    out = _launch_csr_kernel(
+        _delayed_kernel, values, weight, indptr, indices, extra, flat, width, max_row, platform, n_slots=n_slots
     )
-    out = pallas_call(
-        kernel,
-        platform=platform,
-        grid=(pl.cdiv(n_flat, block),),
-        in_specs=[pl.no_block_spec] * 7,
-        out_specs=pl.no_block_spec,
-        out_shape=jax.ShapeDtypeStruct(flat.shape, flat.dtype),
-        input_output_aliases={6: 0},
-    )(values.reshape(-1), indptr, indices, weight.reshape(-1), delays, step.reshape(1), flat)
     return (out if platform == "cuda" else out[:-1]).reshape(batch, width)
 
 

@@ -379,37 +379,54 @@ def _csr_kernel(
     lax.fori_loop(0, (count + rows - 1) // rows, group, jnp.int32(0))
 
 
-def _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, platform):
+def _launch_csr_kernel(
+    kernel, values, weight, indptr, indices, extra, init, width: int, max_row: int, platform, **static
+):
+    """One launch of a stored-connectivity kernel over ``values`` (batch, n_pre).
+
+    ``kernel`` is :func:`_csr_kernel` or a wrapper taking the same operands
+    with ``extra`` ones before the last: it adds every active synapse's
+    contribution into ``init``, the flat ``batch * width`` output (plus the
+    interpreter's spare element off the GPU), which is aliased to the result.
+    ``static`` goes to the kernel beside the tiling."""
     from jax.experimental import pallas as pl
 
     batch, n_pre = values.shape
-    check_flat_size(batch, n_post, "outputs", extra=1)
     n_flat = batch * n_pre
     block, rows, chunk = _csr_tiling(n_flat, max_row)
     check_flat_size(batch, n_pre, extra=block)  # the last program's positions stay int32
-    # The interpreter's scatter-add sends masked-out slots to a spare last
-    # element; the GPU's masked atomics need none.
-    size = batch * n_post + (0 if platform == "cuda" else 1)
     kernel = functools.partial(
-        _csr_kernel,
+        kernel,
         n_flat=n_flat,
         n_pre=n_pre,
-        n_post=n_post,
+        n_post=width,
         block=block,
         rows=rows,
         chunk=chunk,
         scalar=weight.ndim == 0,
         masked_atomics=platform == "cuda",
+        **static,
     )
-    out = pallas_call(
+    operands = (values.reshape(-1), indptr, indices, weight.reshape(-1), *extra, init)
+    return pallas_call(
         kernel,
         platform=platform,
         grid=(pl.cdiv(n_flat, block),),
-        in_specs=[pl.no_block_spec] * 5,
+        in_specs=[pl.no_block_spec] * len(operands),
         out_specs=pl.no_block_spec,
-        out_shape=jax.ShapeDtypeStruct((size,), values.dtype),
-        input_output_aliases={4: 0},
-    )(values.reshape(-1), indptr, indices, weight.reshape(-1), zeros_for_call(size, values.dtype, values))
+        out_shape=jax.ShapeDtypeStruct(init.shape, init.dtype),
+        input_output_aliases={len(operands) - 1: 0},
+    )(*operands)
+
+
+def _csr_event_kernel_call(values, weight, indptr, indices, n_post, max_row, platform):
+    batch = values.shape[0]
+    check_flat_size(batch, n_post, "outputs", extra=1)
+    # The interpreter's scatter-add sends masked-out slots to a spare last
+    # element; the GPU's masked atomics need none.
+    size = batch * n_post + (0 if platform == "cuda" else 1)
+    zeros = zeros_for_call(size, values.dtype, values)
+    out = _launch_csr_kernel(_csr_kernel, values, weight, indptr, indices, (), zeros, n_post, max_row, platform)
     # Without the spare element the output is the buffer itself, no slice.
     return (out if size == batch * n_post else out[:-1]).reshape(batch, n_post)
 
